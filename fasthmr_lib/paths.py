@@ -1,0 +1,50 @@
+"""Repository-anchored paths with environment overrides.
+
+Every path the library writes or reads by default comes from here, so notebooks run the same
+from JupyterLab (cwd = notebooks/) and from papermill (any cwd).
+
+Environment variables:
+    FASTHMR_DATA       generated / converted data (default ``<repo>/data``)
+    FASTHMR_RESULTS    results root (default ``<repo>/results``)
+    FASTHMR_SMPL_DIR   folder holding a real ``SMPL_NEUTRAL.pkl`` / ``.npz`` (default: unset ->
+                       the embedded body model under ``<data>/body_model``)
+    FASTHMR_CHECKPOINTS shipped / trained checkpoints (default ``<repo>/checkpoints``)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(var: str, default: Path) -> Path:
+    v = os.environ.get(var)
+    return Path(v).expanduser().resolve() if v else default
+
+
+def data_dir() -> Path:
+    return _env_path("FASTHMR_DATA", REPO_ROOT / "data")
+
+
+def results_dir() -> Path:
+    return _env_path("FASTHMR_RESULTS", REPO_ROOT / "results")
+
+
+def checkpoints_dir() -> Path:
+    return _env_path("FASTHMR_CHECKPOINTS", REPO_ROOT / "checkpoints")
+
+
+def smpl_dir() -> Path | None:
+    """A user-given real SMPL folder, or ``None`` (use the embedded body model)."""
+    v = os.environ.get("FASTHMR_SMPL_DIR")
+    return Path(v).expanduser().resolve() if v else None
+
+
+def embedded_body_dir() -> Path:
+    return data_dir() / "body_model"
+
+
+def notebooks_dir() -> Path:
+    return REPO_ROOT / "notebooks"
