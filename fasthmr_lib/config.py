@@ -56,6 +56,8 @@ class HeadConfig:
     num_joints: int = 24  # 6D rotation per joint -> 144 pose numbers
     num_betas: int = 10
     token_input: str = "zero"  # "zero" (HMR2.0) or "bbox" (CameraHMR: CLIFF box info, 3 numbers)
+    # CameraHMR also reads 44 2D keypoints out of the head token (``deckp``: Linear(dim, 88)); 0 = none.
+    kp_readout: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class ModelConfig:
 
 PRESETS: dict[str, ModelConfig] = {
     "hmr2": ModelConfig(name="hmr2"),
-    "camerahmr": ModelConfig(name="camerahmr", head=HeadConfig(token_input="bbox")),
+    "camerahmr": ModelConfig(name="camerahmr", head=HeadConfig(token_input="bbox", kp_readout=88)),
     "small": ModelConfig(
         name="small",
         vit=ViTConfig(embed_dim=256, depth=12, num_heads=4, drop_path_rate=0.1),

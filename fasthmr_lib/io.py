@@ -132,7 +132,7 @@ def manifest(params: dict[str, Any] | None = None, seed: int | None = None, **ex
 def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generator:
     """Seed python, numpy and torch; return a numpy Generator to pass around explicitly."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seed legacy global RNG for third-party code)
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,278 @@
+"""Build the embedded world: ``python -m data_prep.build_world --profile {tiny,default} [--seed N]``.
+
+Writes ``<data>/world/<profile>/{train,calib,test}/<clip_id>.npz`` (the record format of
+:mod:`fasthmr_lib.data.records`) and, last and atomically, ``meta.json`` -- its presence means complete.
+
+Idempotent: when ``meta.json`` records the same build parameters (profile, seed, clip counts, frames,
+render config, body-model hash, format version) nothing is done. When they differ the world is rebuilt.
+An interrupted build resumes: ``build_params.json`` (written first) says which parameters the clip files
+on disk were made with, and readable clips of the same parameters are kept.
+
+Clips are rendered by a pool of worker processes (2 by default, one torch thread each); clip ``i`` is a
+pure function of (seed, i), so the result does not depend on the number of workers or their order.
+Splits are by clip, fixed by the seed and recorded in ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fasthmr_lib import io as fio
+from fasthmr_lib.data.records import SPLITS, load_clip, save_clip, world_root
+
+from . import motion as M
+from .render import RENDER_VERSION, RenderConfig
+
+FORMAT_VERSION = 1
+PROFILES: dict[str, dict[str, Any]] = {
+    # CI: seconds; enough frames for every notebook to run end to end
+    "tiny": {"n_clips": {"train": 4, "calib": 2, "test": 2}, "n_frames": 24},
+    # the embedded workbook: ~3k frames, <= 5 min on 2 cores
+    "default": {"n_clips": {"train": 32, "calib": 6, "test": 10}, "n_frames": 64},
+}
+
+
+def clip_specs(n_clips: dict[str, int], n_frames: int, seed: int) -> list[dict[str, Any]]:
+    """The clips of a world: kinds cycle through :data:`motion.KINDS`; clips are assigned to splits by a
+    seeded permutation; clip i's render seed is ``SeedSequence([seed, i])``."""
+    total = sum(n_clips[s] for s in SPLITS)
+    order = np.random.default_rng(np.random.SeedSequence([seed, 991])).permutation(total)
+    split_of = np.empty(total, object)
+    start = 0
+    for s in SPLITS:
+        split_of[order[start : start + n_clips[s]]] = s
+        start += n_clips[s]
+    specs = []
+    for i in range(total):
+        kind = M.KINDS[i % len(M.KINDS)]
+        specs.append(
+            {
+                "index": i,
+                "kind": kind,
+                "split": str(split_of[i]),
+                "clip_id": f"{split_of[i]}_{i:03d}_{kind}",
+                "seed": int(np.random.SeedSequence([seed, i]).generate_state(1)[0]),
+                "n_frames": int(n_frames),
+            }
+        )
+    return specs
+
+
+# --------------------------------------------------------------------------------- worker process
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(smpl_dir: str | None, cfg: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from fasthmr_lib.body.smpl import load_body_model
+
+    from .render import _Body
+
+    _WORKER["body"] = _Body(load_body_model(smpl_dir))
+    _WORKER["cfg"] = RenderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+
+def _render_one(job: tuple[dict, str]) -> dict[str, Any]:
+    from .render import render_clip
+
+    spec, out = job
+    t0 = time.perf_counter()
+    arrays = render_clip(
+        _WORKER["body"], spec["kind"], spec["n_frames"], spec["seed"], _WORKER["cfg"],
+        clip_id=spec["clip_id"], split=spec["split"],
+    )  # fmt: skip
+    save_clip(out, arrays)
+    return {
+        "clip_id": spec["clip_id"],
+        "seconds": time.perf_counter() - t0,
+        "bytes": Path(out).stat().st_size,
+        "occlusion_mean": float(arrays["occlusion"].mean()),
+        "n_distractors": int(arrays["n_distractors"]),
+        "kind": str(arrays["kind"]),
+    }
+
+
+# ------------------------------------------------------------------------------------------ build
+
+
+def body_model_info(smpl_dir: str | os.PathLike | None = None, build_embedded: bool = True) -> dict[str, str]:
+    """Folder and sha256 of the body model the world is rendered with; builds the embedded model when no
+    SMPL folder is configured and it is missing."""
+    from fasthmr_lib.body.embedded import sha256_file
+    from fasthmr_lib.body.smpl import BodyModelNotFound, _find_model_file, resolve_smpl_dir
+
+    try:
+        folder = resolve_smpl_dir(smpl_dir)
+    except BodyModelNotFound:
+        from fasthmr_lib import paths
+
+        if smpl_dir is not None or paths.smpl_dir() is not None or not build_embedded:
+            raise
+        from .build_body_model import build_body_model
+
+        build_body_model()
+        folder = resolve_smpl_dir(None)
+    f = _find_model_file(folder, "neutral")
+    return {"dir": str(folder), "file": f.name, "sha256": sha256_file(f)}
+
+
+def _build_params(profile: str, seed: int, cfg: RenderConfig, body: dict, spec: dict) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "render_version": RENDER_VERSION,
+        "profile": profile,
+        "seed": int(seed),
+        "n_clips": dict(spec["n_clips"]),
+        "n_frames": int(spec["n_frames"]),
+        "render": json.loads(json.dumps(cfg.to_dict())),
+        "body_model_sha256": body["sha256"],
+    }
+
+
+def _clip_ok(path: Path) -> bool:
+    try:
+        load_clip(path, keys=("boxes",))
+        return True
+    except Exception:
+        return False
+
+
+def build_world(
+    profile: str = "default",
+    seed: int = 0,
+    *,
+    root: str | os.PathLike | None = None,
+    smpl_dir: str | os.PathLike | None = None,
+    workers: int = 2,
+    force: bool = False,
+    progress: bool = True,
+    cfg: RenderConfig | None = None,
+    n_clips: dict[str, int] | None = None,
+    n_frames: int | None = None,
+) -> Path:
+    """Build (or verify) the world of ``profile`` at ``root`` (default ``world_root(profile)``).
+
+    ``n_clips`` / ``n_frames`` / ``cfg`` override the profile's values (they become part of the build
+    parameters). Returns the root. ``workers`` <= 1 renders in this process."""
+    if profile not in PROFILES and (n_clips is None or n_frames is None):
+        raise ValueError(
+            f"profile must be one of {sorted(PROFILES)} (or give n_clips and n_frames), got {profile!r}"
+        )
+    spec = dict(PROFILES.get(profile, {}))
+    if n_clips is not None:
+        spec["n_clips"] = {s: int(n_clips.get(s, 0)) for s in SPLITS}
+    if n_frames is not None:
+        spec["n_frames"] = int(n_frames)
+    cfg = cfg or RenderConfig()
+    root = Path(root) if root is not None else world_root(profile)
+    body = body_model_info(smpl_dir)
+    params = _build_params(profile, seed, cfg, body, spec)
+    meta_path = root / "meta.json"
+    if meta_path.exists() and not force:
+        try:
+            if fio.read_json(meta_path).get("params") == params:
+                if progress:
+                    print(f"world {root} is up to date ({meta_path.name} matches the build parameters)")
+                return root
+        except ValueError:
+            pass
+    # a rebuild starts by removing meta.json (the world is incomplete from here on)
+    if meta_path.exists():
+        meta_path.unlink()
+    bp_path = root / "build_params.json"
+    same = bp_path.exists() and not force and fio.read_json(bp_path) == params
+    specs = clip_specs(spec["n_clips"], spec["n_frames"], seed)
+    wanted = {(root / s["split"] / f"{s['clip_id']}.npz") for s in specs}
+    for s in SPLITS:  # stale files of other parameters
+        for p in (root / s).glob("*.npz") if (root / s).is_dir() else []:
+            if not same or p not in wanted:
+                p.unlink()
+    fio.write_json(bp_path, params)
+    jobs = [(s, str(root / s["split"] / f"{s['clip_id']}.npz")) for s in specs]
+    todo = [j for j in jobs if not (Path(j[1]).exists() and _clip_ok(Path(j[1])))]
+    t0 = time.perf_counter()
+    stats: list[dict[str, Any]] = []
+    body_dir = None if smpl_dir is None else str(smpl_dir)
+    bar = tqdm(total=len(todo), desc=f"rendering world '{profile}'", unit="clip", disable=not progress)
+    if workers <= 1 or len(todo) <= 1:
+        _init_worker(body_dir, cfg.to_dict())
+        for j in todo:
+            stats.append(_render_one(j))
+            bar.update()
+    else:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(
+            min(workers, len(todo)), initializer=_init_worker, initargs=(body_dir, cfg.to_dict())
+        ) as pool:
+            for r in pool.imap_unordered(_render_one, todo):
+                stats.append(r)
+                bar.update()
+    bar.close()
+    seconds = time.perf_counter() - t0
+    splits = {s: [sp["clip_id"] for sp in specs if sp["split"] == s] for s in SPLITS}
+    frames = {s: spec["n_frames"] * len(v) for s, v in splits.items()}
+    size = sum(Path(j[1]).stat().st_size for j in jobs)
+    meta = {
+        "profile": profile,
+        "seed": int(seed),
+        "params": params,
+        "splits": splits,
+        "frames": frames,
+        "clips": {
+            sp["clip_id"]: {"kind": sp["kind"], "split": sp["split"], "seed": sp["seed"]} for sp in specs
+        },
+        "image_size": [cfg.image_size, cfg.image_size],
+        "fps": M.FPS,
+        "body_model": body,
+        "generation": {
+            "seconds": round(seconds, 2),
+            "clips_rendered": len(todo),
+            "workers": int(workers),
+            "render_seconds_per_frame": round(
+                sum(r["seconds"] for r in stats) / max(1, len(stats) * spec["n_frames"]), 4
+            ),
+        },
+        "bytes": int(size),
+        **{
+            k: v
+            for k, v in fio.manifest(params, seed).items()
+            if k in ("created", "git", "versions", "machine")
+        },
+    }
+    fio.write_json(meta_path, meta)  # last: the world is complete
+    if progress:
+        print(
+            f"world {root}: {sum(frames.values())} frames in {sum(len(v) for v in splits.values())} clips "
+            f"({frames}), {size / 1e6:.1f} MB, rendered {len(todo)} clips in {seconds:.1f} s"
+        )
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--root", type=Path, default=None, help="output folder (default: <data>/world/<profile>)")
+    ap.add_argument(
+        "--smpl-dir", type=Path, default=None, help="SMPL folder (default: $FASTHMR_SMPL_DIR or embedded)"
+    )
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    a = ap.parse_args(argv)
+    build_world(a.profile, a.seed, root=a.root, smpl_dir=a.smpl_dir, workers=a.workers, force=a.force)
+
+
+if __name__ == "__main__":
+    main()

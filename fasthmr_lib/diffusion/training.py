@@ -1,0 +1,585 @@
+"""Training of the diffusion decoder (paper §3.3 / §4): stage 1 motion VAE, stage 2 latent denoiser.
+
+* Stage 1 (:func:`train_vae`): the VAE on F-frame windows of normalised pose features of motion
+  sequences (procedural SMPL motion by default, :func:`procedural_motion`; any list of
+  ``{global_orient (T,3), body_pose (T,69), betas (10,)|(T,10)}`` works — AMASS/H36M converters give the
+  same arrays). MSE + KL, Adam, lr 1e-4 (paper Table 15 training line).
+* Stage 2 (:func:`train_denoiser`): the denoiser on pre-extracted head tokens (frozen HMR, extracted
+  once with :func:`extract_head_tokens` from *any* callable ``model(img[, person_mask]) -> head_token``)
+  paired with GT motion; the frozen VAE encoder gives the target latents (μ by default,
+  PAPER.md §7.2 #12), scaled by ``latent_scale`` = 1 / std(μ) (computed once, saved); AdamW, lr 1e-4.
+* Both: time-reversal and time-warp augmentation (p = 0.5 each; the paper applies them in stage 2),
+  checkpoints every N steps into ``out_dir`` (``model.safetensors`` + ``config.json`` export, and
+  ``train_state.pt`` with weights, optimizer state, step and history for resuming), a tqdm bar and
+  ``loss_history.csv``. Every step seeds its own RNGs from (seed, step), so a run interrupted and resumed
+  gives the same weights as an uninterrupted one. ``device`` is a parameter (cpu / cuda).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import roma
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .. import paths
+from ..body.hybrik import FeatureStats, HybrIKBody
+from ..io import atomic_path, read_json, write_json
+from .denoiser import DenoiserConfig, LatentDenoiser, denoiser_config
+from .schedule import OBJECTIVES, diffusion_loss, make_scheduler, noisy_and_targets
+from .vae import MotionVAE, VAEConfig, vae_config, vae_loss
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATE_FILE = "train_state.pt"
+HISTORY_FILE = "loss_history.csv"
+VAE_FORMAT = "fasthmr-motion-vae"
+DENOISER_FORMAT = "fasthmr-latent-denoiser"
+
+
+# ----------------------------------------------------------------------------------------------------
+# motion data
+
+
+def _motion_module():
+    """``data_prep/motion.py`` of this repository (procedural SMPL motion, 30 fps)."""
+    if "data_prep.motion" in sys.modules:
+        return sys.modules["data_prep.motion"]
+    path = paths.REPO_ROOT / "data_prep" / "motion.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: procedural motion generator not found (pass your own motion clips)")
+    spec = importlib.util.spec_from_file_location("_fasthmr_motion", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def procedural_motion(
+    n_clips: int, n_frames: int = 300, seed: int = 0, kinds: Sequence[str] | None = None
+) -> list[dict[str, np.ndarray]]:
+    """``n_clips`` procedural clips (``data_prep/motion.py``; world frame, Y up, 30 fps)."""
+    M = _motion_module()
+    kinds = tuple(kinds or M.KINDS)
+    return [M.generate_clip(kinds[i % len(kinds)], n_frames, seed=seed * 100_003 + i) for i in range(n_clips)]
+
+
+@torch.no_grad()
+def clips_to_features(
+    clips: Sequence[dict[str, Any]], body: HybrIKBody, chunk: int = 4096, progress: bool = False
+) -> list[Tensor]:
+    """Per clip (T, dim) pose features (unnormalised) from ``global_orient`` (T,3), ``body_pose`` (T,69)
+    axis-angle and ``betas`` (10,) or (T,10)."""
+    out = []
+    for c in tqdm(clips, desc="pose features", disable=not progress):
+        for k in ("global_orient", "body_pose", "betas"):
+            if k not in c:
+                raise KeyError(
+                    f"motion clip lacks {k!r} (needs global_orient (T,3), body_pose (T,69), betas)"
+                )
+        go = torch.as_tensor(np.asarray(c["global_orient"]), dtype=torch.float32).reshape(-1, 3)
+        bp = torch.as_tensor(np.asarray(c["body_pose"]), dtype=torch.float32).reshape(-1, 69)
+        T = go.shape[0]
+        be = torch.as_tensor(np.asarray(c["betas"]), dtype=torch.float32)
+        be = be[None].expand(T, -1) if be.ndim == 1 else be.reshape(T, -1)
+        dev = body.rest_template.device
+        parts = [
+            body.encode_axis_angle(
+                go[i : i + chunk].to(dev), bp[i : i + chunk].to(dev), be[i : i + chunk].to(dev)
+            )
+            for i in range(0, T, chunk)
+        ]
+        out.append(torch.cat(parts).cpu())
+    return out
+
+
+def view_rotation(rng: np.random.Generator, max_tilt_deg: float = 15.0) -> Tensor:
+    """A random camera-like view of Y-up world motion: yaw ~ U(−π, π) about Y, then Y-up -> camera
+    (x right, y down, z forward: diag(1,−1,−1)) and a tilt ~ U(±max_tilt) about x. Returns (3,3)."""
+    yaw = roma.rotvec_to_rotmat(torch.tensor([0.0, rng.uniform(-math.pi, math.pi), 0.0]))
+    tilt = roma.rotvec_to_rotmat(
+        torch.tensor([math.radians(rng.uniform(-max_tilt_deg, max_tilt_deg)), 0.0, 0.0])
+    )
+    return tilt @ torch.diag(torch.tensor([1.0, -1.0, -1.0])) @ yaw
+
+
+def rotate_features(feats: Tensor, R: Tensor, representation: str = "hybrik") -> Tensor:
+    """Apply a global rotation R (3,3) to unnormalised features (..., dim): hybrik joints rotate (twists are
+    local and do not change); for rot6d the root rotation's two columns rotate."""
+    R = R.to(feats)
+    if representation == "hybrik":
+        j = feats[..., :87].reshape(*feats.shape[:-1], 29, 3) @ R.T
+        return torch.cat([j.flatten(-2), feats[..., 87:]], -1)
+    root = (R @ feats[..., :6].reshape(*feats.shape[:-1], 2, 3).transpose(-1, -2)).transpose(-1, -2)
+    return torch.cat([root.flatten(-2), feats[..., 6:]], -1)
+
+
+def window_positions(
+    rng: np.random.Generator,
+    T: int,
+    F: int,
+    p_reverse: float = 0.5,
+    p_warp: float = 0.5,
+    max_speed: float = 1.4,
+) -> np.ndarray:
+    """Fractional source frames (F,) of one training window from a T-frame clip.
+
+    Clips shorter than F are resampled to F (the decoder does the same). Time warp (p_warp): a smooth
+    monotonic speed profile s_k = s0·(1 + a·sin(2πfk/F + φ)), s0 ~ U(1/max_speed, max_speed), a ≤ 0.3,
+    f ≤ 1.5 (shrunk to fit the clip). Time reversal (p_reverse): the window runs backwards."""
+    if T <= F:
+        pos = np.linspace(0.0, T - 1.0, F)
+    else:
+        speed = np.ones(F - 1)
+        if rng.random() < p_warp:
+            s0 = math.exp(rng.uniform(-math.log(max_speed), math.log(max_speed)))
+            k = np.arange(F - 1)
+            speed = s0 * (
+                1
+                + rng.uniform(0, 0.3)
+                * np.sin(2 * math.pi * rng.uniform(0, 1.5) * k / F + rng.uniform(0, 6.3))
+            )
+        span = float(speed.sum())
+        if span > T - 1:
+            speed *= (T - 1) / span
+            span = T - 1.0
+        start = rng.uniform(0.0, T - 1.0 - span)
+        pos = start + np.concatenate([[0.0], np.cumsum(speed)])
+        pos = np.clip(pos, 0.0, T - 1.0)
+    if rng.random() < p_reverse:
+        pos = pos[::-1].copy()
+    return pos
+
+
+def gather_positions(x: Tensor, pos: np.ndarray) -> Tensor:
+    """Linear interpolation of x (T, ...) at fractional frames pos (F,) -> (F, ...)."""
+    T = x.shape[0]
+    p = torch.as_tensor(pos, dtype=torch.float64)
+    if T == 1:
+        return x[[0] * len(pos)].clone()
+    i0 = p.floor().long().clamp(0, T - 2)
+    w = (p - i0).to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+    return x[i0] * (1 - w) + x[i0 + 1] * w
+
+
+# ----------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _save_export(out_dir: Path, tensors: dict[str, Tensor], config: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    write_json(out_dir / CONFIG_FILE, config)
+
+
+def _load_export(directory: str | Path, fmt: str) -> tuple[dict[str, Tensor], dict]:
+    d = Path(directory)
+    if not (d / CONFIG_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"{d}: expected {CONFIG_FILE} + {WEIGHTS_FILE} of a {fmt} checkpoint (train one with "
+            f"fasthmr_lib.diffusion.training)"
+        )
+    cfg = read_json(d / CONFIG_FILE)
+    if cfg.get("format") != fmt:
+        raise ValueError(f"{d / CONFIG_FILE}: format is {cfg.get('format')!r}, expected {fmt!r}")
+    return load_file(str(d / WEIGHTS_FILE)), cfg
+
+
+def vae_export(vae: MotionVAE, stats: FeatureStats, body: HybrIKBody, **meta: Any) -> tuple[dict, dict]:
+    tensors = {f"model.{k}": v for k, v in vae.state_dict().items()} | stats.to_tensors()
+    cfg = {
+        "format": VAE_FORMAT,
+        "vae": vae.cfg.to_dict(),
+        "representation": body.representation,
+        "leaf_ids": list(body.leaf_ids),
+        **meta,
+    }
+    return tensors, cfg
+
+
+def load_vae(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[MotionVAE, FeatureStats, dict]:
+    """-> (VAE in eval mode, feature stats, config dict with representation / leaf_ids / training info)."""
+    tensors, cfg = _load_export(directory, VAE_FORMAT)
+    vae = MotionVAE(VAEConfig.from_dict(cfg["vae"]))
+    vae.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return vae.to(device).eval(), FeatureStats.from_tensors(tensors), cfg
+
+
+def denoiser_export(
+    den: LatentDenoiser, objective: str, latent_scale: float, **meta: Any
+) -> tuple[dict, dict]:
+    tensors = {f"model.{k}": v for k, v in den.state_dict().items()}
+    cfg = {
+        "format": DENOISER_FORMAT,
+        "denoiser": den.cfg.to_dict(),
+        "objective": objective,
+        "latent_scale": float(latent_scale),
+        "scheduler": dict(make_scheduler(objective).config),
+        **meta,
+    }
+    return tensors, cfg
+
+
+def load_denoiser(directory: str | Path, device: str | torch.device = "cpu") -> tuple[LatentDenoiser, dict]:
+    tensors, cfg = _load_export(directory, DENOISER_FORMAT)
+    den = LatentDenoiser(DenoiserConfig.from_dict(cfg["denoiser"]))
+    den.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return den.to(device).eval(), cfg
+
+
+# ----------------------------------------------------------------------------------------------------
+# the resumable loop
+
+
+@dataclass
+class LoopConfig:
+    """Optimisation settings shared by both stages."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # "adam" (paper, VAE) | "adamw" (paper, denoiser)
+    grad_clip: float | None = 1.0
+    ckpt_every: int = 200
+    log_every: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    p_reverse: float = 0.5
+    p_warp: float = 0.5
+    stop_after: int | None = None  # stop this run after that many steps (simulates an interruption)
+
+
+@dataclass
+class VAETrainConfig(LoopConfig):
+    preset: str = "small"
+    overrides: dict = field(default_factory=dict)  # VAEConfig fields
+    representation: str = "hybrik"
+    view_aug: bool = True  # random camera-like view of world-frame motion (procedural / AMASS)
+    p_reverse: float = 0.0
+    p_warp: float = 0.0
+
+
+@dataclass
+class DenoiserTrainConfig(LoopConfig):
+    preset: str = "small"
+    overrides: dict = field(default_factory=dict)  # DenoiserConfig fields
+    objective: str = "v+eps"
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    use_mu: bool = True  # target latents: VAE posterior mean (True) or a sample
+    p_terminal: float = 0.0  # extra probability of drawing t = T (the one-step inference timestep)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    complete: bool
+    history: pd.DataFrame
+    wall_s: float
+
+
+def _optimizer(model: nn.Module, cfg: LoopConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be 'adam' or 'adamw', got {cfg.optimizer!r}")
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (int(seed) * 1_000_003 + int(step) * 7_919 + 12_345) % (2**63 - 1)
+
+
+def _write_history(out_dir: Path, history: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(history)
+    with atomic_path(out_dir / HISTORY_FILE) as tmp:
+        df.to_csv(tmp, index=False)
+    return df
+
+
+def _run_loop(
+    model: nn.Module,
+    step_fn: Callable[[np.random.Generator], dict[str, Tensor]],
+    export_fn: Callable[[int, bool, float], tuple[dict, dict]],
+    cfg: LoopConfig,
+    out_dir: Path,
+    resume: bool,
+    progress: bool,
+    desc: str,
+) -> TrainResult:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    opt = _optimizer(model, cfg)
+    step, history, wall = 0, [], 0.0
+    state_path = out_dir / STATE_FILE
+    if resume and state_path.is_file():
+        st = torch.load(state_path, map_location=cfg.device, weights_only=True)
+        now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
+        diff = sorted(k for k, v in st["config"].items() if k != "stop_after" and now.get(k) != v)
+        if diff:
+            raise ValueError(
+                f"{state_path}: the saved run used a different configuration ({diff}); "
+                "use another out_dir or resume=False"
+            )
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, history, wall = int(st["step"]), list(st["history"]), float(st["wall_s"])
+
+    def save(complete: bool) -> None:
+        tensors, conf = export_fn(step, complete, wall)
+        _save_export(out_dir, tensors, conf)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "history": history,
+            "config": asdict(cfg),
+            "wall_s": wall,
+        }
+        with atomic_path(state_path) as tmp:
+            torch.save(state, tmp)
+        _write_history(out_dir, history)
+
+    start_step = step
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress)
+    while step < cfg.steps:
+        if cfg.stop_after is not None and step - start_step >= cfg.stop_after:
+            break
+        t0 = time.perf_counter()
+        torch.manual_seed(_step_seed(cfg.seed, step))
+        rng = np.random.default_rng([cfg.seed, step])
+        model.train()
+        losses = step_fn(rng)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        wall += time.perf_counter() - t0
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            history.append({"step": step, **{k: float(v.detach()) for k, v in losses.items()}})
+            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
+        bar.update(1)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save(step == cfg.steps)
+    bar.close()
+    if step < cfg.steps and step % cfg.ckpt_every != 0:
+        save(False)
+    model.eval()
+    return TrainResult(out_dir, step, step >= cfg.steps, pd.DataFrame(history), wall)
+
+
+# ----------------------------------------------------------------------------------------------------
+# stage 1
+
+
+def train_vae(
+    features: Sequence[Tensor],
+    body: HybrIKBody,
+    cfg: VAETrainConfig,
+    out_dir: str | Path,
+    *,
+    stats: FeatureStats | None = None,
+    world_frame: Sequence[bool] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> tuple[MotionVAE, FeatureStats, TrainResult]:
+    """Stage 1. ``features``: per clip (T, dim) unnormalised features (:func:`clips_to_features`) in the
+    world frame (``view_aug`` rotates each window to a random camera-like view) or already camera-like
+    (set ``view_aug=False``, or mark clips with ``world_frame[i] = False``: only world-frame clips get the
+    random view). Stats are computed from the (view-augmented) training features unless given."""
+    vcfg = vae_config(cfg.preset, nfeats=body.dim, **cfg.overrides)
+    if body.representation != cfg.representation:
+        raise ValueError(
+            f"body representation {body.representation!r} != cfg.representation {cfg.representation!r}"
+        )
+    feats = [torch.as_tensor(f, dtype=torch.float32) for f in features]
+    if not feats:
+        raise ValueError("train_vae: no motion clips given")
+    world = (
+        [bool(cfg.view_aug)] * len(feats)
+        if world_frame is None
+        else [cfg.view_aug and w for w in world_frame]
+    )
+    if len(world) != len(feats):
+        raise ValueError(f"world_frame has {len(world)} flags for {len(feats)} clips")
+    if stats is None:
+        rng = np.random.default_rng([cfg.seed, 999_331])
+        views = [
+            rotate_features(f, view_rotation(rng), body.representation) if w else f
+            for f, w in zip(feats, world)
+        ]
+        stats = FeatureStats.compute(
+            torch.cat(
+                views
+                + [
+                    rotate_features(f, view_rotation(rng), body.representation)
+                    for f, w in zip(feats, world)
+                    if w
+                ]
+            )
+        )
+    torch.manual_seed(cfg.seed)
+    vae = MotionVAE(vcfg).to(cfg.device)
+    F = vcfg.num_frames
+
+    def step_fn(rng: np.random.Generator) -> dict[str, Tensor]:
+        xs = []
+        for _ in range(cfg.batch_size):
+            i = int(rng.integers(len(feats)))
+            w = gather_positions(
+                feats[i], window_positions(rng, feats[i].shape[0], F, cfg.p_reverse, cfg.p_warp)
+            )
+            if world[i]:
+                w = rotate_features(w, view_rotation(rng), body.representation)
+            xs.append(w)
+        x = stats.normalize(torch.stack(xs)).to(cfg.device)
+        out = vae(x)
+        return vae_loss(x, out, vcfg.kl_weight)
+
+    def export(step: int, complete: bool, wall: float) -> tuple[dict, dict]:
+        return vae_export(vae, stats, body, step=step, complete=complete, train=asdict(cfg), wall_s=wall)
+
+    res = _run_loop(vae, step_fn, export, cfg, Path(out_dir), resume, progress, "VAE (stage 1)")
+    return vae, stats, res
+
+
+# ----------------------------------------------------------------------------------------------------
+# stage 2
+
+
+@torch.no_grad()
+def extract_head_tokens(
+    model: Callable[..., Any],
+    dataset: torch.utils.data.Dataset,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    use_mask: bool = True,
+    keep: Sequence[str] = ("betas",),
+    progress: bool = True,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run a frozen per-frame model once over a frame dataset (items with ``img``, ``clip_id``, ``frame``,
+    optionally ``person_mask``) and group the head tokens per clip.
+
+    ``model(img)`` or ``model(img, person_mask)`` may return the head token (B,C) or a dict with
+    ``head_token`` and the per-frame outputs named in ``keep`` (e.g. ``betas``, ``rotmat``). Returns
+    ``{clip_id: {"tokens" (T,C), "frames" (T,), <keep keys present>}}`` sorted by frame."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    acc: dict[str, dict[str, list]] = {}
+    if isinstance(model, nn.Module):
+        model.eval()
+    for batch in tqdm(loader, desc="head tokens", disable=not progress):
+        img = batch["img"].to(device)
+        if use_mask and "person_mask" in batch:
+            out = model(img, batch["person_mask"].to(device))
+        else:
+            out = model(img)
+        tok = out["head_token"] if isinstance(out, dict) else out
+        extra = {k: out[k] for k in keep if isinstance(out, dict) and k in out}
+        for i, (cid, fr) in enumerate(zip(batch["clip_id"], batch["frame"].tolist())):
+            d = acc.setdefault(str(cid), {"tokens": [], "frames": []})
+            d["tokens"].append(tok[i].float().cpu().numpy())
+            d["frames"].append(int(fr))
+            for k, v in extra.items():
+                d.setdefault(k, []).append(v[i].float().cpu().numpy())
+    res = {}
+    for cid, d in acc.items():
+        order = np.argsort(d["frames"])
+        res[cid] = {k: np.asarray(np.stack(v) if k != "frames" else v)[order] for k, v in d.items()}
+    return res
+
+
+@torch.no_grad()
+def latent_scale_of(vae: MotionVAE, windows: Tensor) -> float:
+    """1 / std of the VAE posterior means of normalised windows (N,F,dim) (like Stable Diffusion's scale)."""
+    vae.eval()
+    mu = torch.cat([vae.encode(windows[i : i + 64])[0] for i in range(0, len(windows), 64)])
+    return float(1.0 / mu.std().clamp_min(1e-6))
+
+
+def train_denoiser(
+    pairs: Sequence[tuple[Tensor, Tensor]],
+    vae: MotionVAE,
+    stats: FeatureStats,
+    cfg: DenoiserTrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+) -> tuple[LatentDenoiser, float, TrainResult]:
+    """Stage 2. ``pairs``: per clip (head tokens (T,C), GT features (T,dim) unnormalised, same frame rate
+    and frames). The VAE is frozen. Returns (denoiser, latent_scale, result)."""
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {cfg.objective!r}")
+    if not pairs:
+        raise ValueError("train_denoiser: no (tokens, features) clips given")
+    toks = [torch.as_tensor(np.asarray(t), dtype=torch.float32) for t, _ in pairs]
+    feats = [stats.normalize(torch.as_tensor(np.asarray(f), dtype=torch.float32)) for _, f in pairs]
+    for i, (t, f) in enumerate(zip(toks, feats)):
+        if t.shape[0] != f.shape[0]:
+            raise ValueError(f"clip {i}: {t.shape[0]} token frames vs {f.shape[0]} feature frames")
+    v = vae.cfg
+    shapes = {"latent_len": v.latent_len, "latent_dim": v.latent_dim, "num_frames": v.num_frames}
+    dcfg = denoiser_config(cfg.preset, **(shapes | {"cond_dim": toks[0].shape[1]} | cfg.overrides))
+    vae = vae.to(cfg.device).eval()
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    F = v.num_frames
+    rng0 = np.random.default_rng([cfg.seed, 424_242])
+    probe = torch.stack(
+        [gather_positions(f, window_positions(rng0, f.shape[0], F, 0, 0)) for f in feats for _ in range(2)]
+    )
+    scale = latent_scale_of(vae, probe.to(cfg.device))
+    scheduler = make_scheduler(cfg.objective)
+    n_t = scheduler.config.num_train_timesteps
+    torch.manual_seed(cfg.seed)
+    den = LatentDenoiser(dcfg).to(cfg.device)
+
+    def step_fn(rng: np.random.Generator) -> dict[str, Tensor]:
+        cs, xs = [], []
+        for _ in range(cfg.batch_size):
+            i = int(rng.integers(len(feats)))
+            pos = window_positions(rng, feats[i].shape[0], F, cfg.p_reverse, cfg.p_warp)
+            cs.append(gather_positions(toks[i], pos))
+            xs.append(gather_positions(feats[i], pos))
+        cond, x = torch.stack(cs).to(cfg.device), torch.stack(xs).to(cfg.device)
+        with torch.no_grad():
+            mu, logvar = vae.encode(x)
+            z0 = (mu if cfg.use_mu else vae.reparameterize(mu, logvar)) * scale
+        B = z0.shape[0]
+        t = torch.randint(0, n_t, (B,), device=cfg.device)
+        if cfg.p_terminal > 0:
+            t = torch.where(torch.rand(B, device=cfg.device) < cfg.p_terminal, torch.full_like(t, n_t - 1), t)
+        noise = torch.randn_like(z0)
+        z_t, vel = noisy_and_targets(scheduler, z0, noise, t)
+        return diffusion_loss(scheduler, den(z_t, t, cond), z_t, noise, vel, t, cfg.objective)
+
+    def export(step: int, complete: bool, wall: float) -> tuple[dict, dict]:
+        return denoiser_export(
+            den, cfg.objective, scale, step=step, complete=complete, train=asdict(cfg), wall_s=wall
+        )
+
+    res = _run_loop(
+        den, step_fn, export, cfg, Path(out_dir), resume, progress, f"denoiser {cfg.objective} (stage 2)"
+    )
+    return den, scale, res

@@ -1,0 +1,546 @@
+"""Evaluation harness: model x dataset -> per-frame DataFrame -> per-split summary.
+
+The same code serves the notebooks (synthetic world and real 3DPW/EMDB records), the ECLM search
+(:func:`mpjpe_evaluator`) and the training script. Ground-truth joints and vertices are the body model
+applied to the GT (θ, β) of each frame (not stored in the records); metrics come from
+:mod:`fasthmr_lib.eval.metrics` (metres in, millimetres out).
+
+Reference predictor: :class:`MeanPoseModel` always outputs the training-set mean pose and shape; the
+baseline's acceptance criterion is "test MPJPE at most half of the mean-pose predictor's".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import roma
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import metrics as M
+
+METRIC_COLUMNS = ("mpjpe", "pa_mpjpe", "pve", "accel")
+
+
+# --------------------------------------------------------------------------- helpers
+def person_token_count(person_mask: Tensor, coverage: float = 0.5, patch: int = 16, pad: int = 2) -> Tensor:
+    """Number of backbone tokens whose patch is at least ``coverage`` covered by the person mask.
+
+    person_mask: (B, 256, 256) crop-aligned; the backbone sees columns 32:-32 (256x192) through a
+    k16/s16/pad2 patch convolution -> a 16x12 grid. Returns (B,) int64.
+    """
+    m = person_mask.float()[:, None, :, 32:-32]
+    m = F.pad(m, (pad, pad, pad, pad))
+    frac = F.avg_pool2d(m, patch, patch)  # floor((H + 2p - 16) / 16) + 1 cells like the conv
+    return (frac >= coverage).flatten(1).sum(1)
+
+
+def gt_body(smpl: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """GT ``vertices``, ``joints24``, ``joints44`` (metres, no translation) from GT θ/β of a batch."""
+    pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1).float()
+    return smpl.from_axis_angle(pose, batch["betas"].float())
+
+
+def _pred_joints(out: dict[str, Any], smpl: nn.Module, protocol: M.Protocol) -> Tensor:
+    if protocol.select_from_44 is not None:
+        return out["joints3d"].float()
+    if "joints24" in out:
+        return out["joints24"].float()
+    rot = out["rotmat"].float()
+    return smpl(rot[:, :1], rot[:, 1:], out["betas"].float())["joints24"]
+
+
+def _get_smpl(model: nn.Module, smpl: nn.Module | None) -> nn.Module:
+    if smpl is not None:
+        return smpl
+    s = getattr(model, "smpl", None)
+    if s is None:
+        raise ValueError("evaluate: the model has no .smpl body model; pass smpl=...")
+    return s
+
+
+def _call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if use_mask and "person_mask" in batch:
+        kw["person_mask"] = batch["person_mask"]
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and getattr(getattr(cfg, "head", None), "token_input", "zero") == "bbox":
+        if "bbox_info" not in batch:
+            raise ValueError(
+                "evaluate: a box-conditioned (camerahmr) model needs 'bbox_info' (B,3) in the items"
+            )
+        kw["bbox_info"] = batch["bbox_info"]
+    return model(batch["img"], **kw)
+
+
+def _frame_errors(
+    out: dict[str, Any], batch: dict[str, Tensor], smpl: nn.Module, protocol: M.Protocol, per_joint: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Per-frame metrics of one batch + aligned protocol joints (pred, gt) for Accel."""
+    gt = gt_body(smpl, batch)
+    gt_j = gt["joints44"] if protocol.select_from_44 is not None else gt["joints24"]
+    pj = _pred_joints(out, smpl, protocol)
+    res = M.evaluate_frames(pj, gt_j.float(), protocol, out["vertices"].float(), gt["vertices"].float())
+    pa, _ = M.protocol_joints(pj, protocol)
+    ga, _ = M.protocol_joints(gt_j.float(), protocol)
+    if per_joint:
+        err = (torch.linalg.norm(pa - ga, dim=-1) * 1000.0).cpu().numpy()
+        for k in range(err.shape[1]):
+            res[f"joint_{k:02d}"] = err[:, k]
+    return res, pa.cpu().numpy(), ga.cpu().numpy()
+
+
+def _accel_per_frame(df: pd.DataFrame, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Accel error (mm/frame²) at each frame whose two neighbours in the same clip are consecutive
+    frames; NaN elsewhere (clip ends, gaps)."""
+    acc = np.full(len(df), np.nan)
+    for _, idx in df.groupby("clip_id", sort=False).indices.items():
+        idx = np.asarray(idx)
+        order = idx[np.argsort(df["frame"].to_numpy()[idx], kind="stable")]
+        if len(order) < 3:
+            continue
+        fr = df["frame"].to_numpy()[order]
+        e = np.asarray(M.accel_error(torch.from_numpy(pred[order]), torch.from_numpy(gt[order])))
+        ok = (fr[1:-1] - fr[:-2] == 1) & (fr[2:] - fr[1:-1] == 1)
+        acc[order[1:-1][ok]] = e[ok]
+    return acc
+
+
+# --------------------------------------------------------------------------- public API
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module,
+    batches: Iterable[dict[str, Any]],
+    *,
+    device: str | torch.device = "cpu",
+    use_mask: bool = True,
+    protocol: str = "3dpw14",
+    smpl: nn.Module | None = None,
+    per_joint: bool = False,
+    progress: bool = True,
+    total: int | None = None,
+    split: str | None = None,
+) -> pd.DataFrame:
+    """Like :func:`evaluate` over already-collated batches (dicts of tensors / lists)."""
+    pr = M.get_protocol(protocol)
+    dev = torch.device(device)
+    was_training = model.training
+    model.eval().to(dev)
+    body = _get_smpl(model, smpl).to(dev)
+    rows: list[pd.DataFrame] = []
+    preds, gts = [], []
+    for batch in tqdm(batches, total=total, desc="evaluate", disable=not progress):
+        b = {k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+        out = _call_model(model, b, use_mask)
+        res, pa, ga = _frame_errors(out, b, body, pr, per_joint)
+        n = len(res["mpjpe"])
+        part: dict[str, Any] = {
+            "clip_id": [str(c) for c in b["clip_id"]] if "clip_id" in b else [""] * n,
+            "frame": np.asarray(torch.as_tensor(b["frame"]).cpu()) if "frame" in b else np.arange(n),
+            **res,
+        }
+        if "occlusion" in b:
+            part["occlusion"] = b["occlusion"].float().cpu().numpy()
+        if "person_mask" in b:
+            part["person_tokens"] = person_token_count(b["person_mask"]).cpu().numpy()
+        if "tokens_per_block" in out:
+            part["final_tokens"] = np.full(n, int(list(out["tokens_per_block"])[-1]))
+        rows.append(pd.DataFrame(part))
+        preds.append(pa)
+        gts.append(ga)
+    model.train(was_training)
+    if not rows:
+        raise ValueError("evaluate: the dataset yielded no frames")
+    df = pd.concat(rows, ignore_index=True)
+    df["accel"] = _accel_per_frame(df, np.concatenate(preds), np.concatenate(gts))
+    if split is not None:
+        df.insert(0, "split", split)
+    df.attrs["protocol"] = pr.name
+    return df
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    use_mask: bool = True,
+    progress: bool = True,
+    protocol: str = "3dpw14",
+    smpl: nn.Module | None = None,
+    per_joint: bool = False,
+    num_workers: int = 0,
+    split: str | None = None,
+) -> pd.DataFrame:
+    """Evaluate ``model`` on every frame of ``dataset`` (CropDataset items).
+
+    Returns one row per frame: ``split`` (``split`` or the dataset's ``split`` attribute), ``clip_id``,
+    ``frame``, ``mpjpe``, ``pa_mpjpe``, ``pve`` (mm, under ``protocol``: ``3dpw14`` (default),
+    ``emdb24``, ``hmr2_14`` — see :mod:`~fasthmr_lib.eval.metrics`), ``accel`` (mm/frame² at frames
+    with both neighbours in the clip, else NaN), ``occlusion``, ``person_tokens`` (tokens ≥ 50 %
+    covered by the person mask), ``final_tokens`` (token-merged models only) and, with
+    ``per_joint=True``, ``joint_00..`` per-joint errors in mm. ``person_mask`` is passed to the model
+    when ``use_mask`` (needed by Mask-ToMe-patched models).
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return evaluate_batches(
+        model,
+        loader,
+        device=device,
+        use_mask=use_mask,
+        protocol=protocol,
+        smpl=smpl,
+        per_joint=per_joint,
+        progress=progress,
+        total=len(loader),
+        split=split if split is not None else getattr(dataset, "split", None),
+    )
+
+
+def summarize(df: pd.DataFrame, by: str | list[str] | None = "split") -> pd.DataFrame:
+    """Means per group (default: per split): mpjpe, pa_mpjpe, pve (mm, frame means), accel
+    (mm/frame², mean over valid frames), frames, clips. Without the grouping column(s) one row 'all'."""
+    keys = [by] if isinstance(by, str) else list(by or [])
+    keys = [k for k in keys if k in df.columns]
+    d = df if keys else df.assign(split="all")
+    keys = keys or ["split"]
+    cols = [c for c in METRIC_COLUMNS if c in d.columns]
+    g = d.groupby(keys, sort=False)
+    out = g[cols].mean()
+    out["frames"] = g.size()
+    out["clips"] = g["clip_id"].nunique() if "clip_id" in d.columns else np.nan
+    return out.reset_index()
+
+
+def per_clip(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-clip means (mpjpe, pa_mpjpe, pve, accel, occlusion)."""
+    cols = [c for c in (*METRIC_COLUMNS, "occlusion") if c in df.columns]
+    keys = [k for k in ("split", "clip_id") if k in df.columns]
+    return df.groupby(keys, sort=False)[cols].mean().reset_index()
+
+
+def mpjpe_evaluator(
+    dataset: Dataset,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    use_mask: bool = True,
+    protocol: str = "3dpw14",
+    progress: bool = False,
+    max_frames: int | None = None,
+) -> Callable[[nn.Module], float]:
+    """For ECLM: a callable ``f(model) -> mean MPJPE (mm)`` over ``dataset`` (first ``max_frames``).
+
+    The crops are computed once (on the first call) and reused by every later call."""
+    cache: list[dict[str, Any]] = []
+
+    def _batches() -> list[dict[str, Any]]:
+        if not cache:
+            ds: Dataset = dataset
+            if max_frames is not None:
+                ds = torch.utils.data.Subset(dataset, range(min(max_frames, len(dataset))))  # type: ignore[arg-type]
+            cache.extend(DataLoader(ds, batch_size=batch_size, shuffle=False))
+        return cache
+
+    def f(model: nn.Module) -> float:
+        df = evaluate_batches(
+            model, _batches(), device=device, use_mask=use_mask, protocol=protocol, progress=progress
+        )
+        return float(df["mpjpe"].mean())
+
+    return f
+
+
+# --------------------------------------------------------------------------- mean-pose reference
+def mean_smpl_params(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean pose and shape of a set of frames: per-joint chordal L2 mean rotation (projection of the
+    mean rotation matrix onto SO(3)) and the arithmetic mean of betas.
+
+    global_orient (N,3), body_pose (N,69) axis-angle; betas (N,10). Returns rotmat (24,3,3), betas (10,)."""
+    pose = torch.cat([global_orient, body_pose], -1).double().view(-1, 24, 3)
+    R = roma.rotvec_to_rotmat(pose).mean(0)
+    return roma.special_procrustes(R).float(), betas.double().mean(0).float()
+
+
+class MeanPoseModel(nn.Module):
+    """Reference predictor that ignores the image and outputs fixed SMPL parameters (the training
+    mean pose/shape). Same output keys as ``HMR`` for what the metrics use."""
+
+    def __init__(self, smpl: nn.Module, rotmat: Tensor, betas: Tensor):
+        super().__init__()
+        if rotmat.shape != (24, 3, 3) or betas.shape != (10,):
+            raise ValueError(
+                f"MeanPoseModel: expected rotmat (24,3,3), betas (10,); got {tuple(rotmat.shape)}, "
+                f"{tuple(betas.shape)}"
+            )
+        self.smpl = smpl
+        self.register_buffer("rotmat", rotmat.float())
+        self.register_buffer("betas", betas.float())
+
+    @classmethod
+    def from_labels(
+        cls, smpl: nn.Module, global_orient: Tensor, body_pose: Tensor, betas: Tensor
+    ) -> MeanPoseModel:
+        return cls(
+            smpl,
+            *mean_smpl_params(
+                torch.as_tensor(global_orient), torch.as_tensor(body_pose), torch.as_tensor(betas)
+            ),
+        )
+
+    @classmethod
+    def from_dataset(cls, smpl: nn.Module, dataset: Dataset, progress: bool = False) -> MeanPoseModel:
+        """Mean over all items of a training dataset (CropDataset, or anything with labels ``global_orient``,
+        ``body_pose``, ``betas``; a :class:`~fasthmr_lib.models.train.CropCache` is read directly)."""
+        labels = getattr(dataset, "labels", None)
+        if isinstance(labels, dict):
+            return cls.from_labels(smpl, labels["global_orient"], labels["body_pose"], labels["betas"])
+        go, bp, be = [], [], []
+        for i in tqdm(range(len(dataset)), desc="mean pose", disable=not progress):  # type: ignore[arg-type]
+            it = dataset[i]
+            go.append(torch.as_tensor(it["global_orient"]))
+            bp.append(torch.as_tensor(it["body_pose"]))
+            be.append(torch.as_tensor(it["betas"]))
+        return cls.from_labels(smpl, torch.stack(go), torch.stack(bp), torch.stack(be))
+
+    @classmethod
+    def from_clips(cls, smpl: nn.Module, root: str | Path, split: str = "train") -> MeanPoseModel:
+        """Mean over every frame of the clip files ``<root>/<split>/*.npz`` (reads only the keys
+        ``global_orient`` (T,3), ``body_pose`` (T,69), ``betas`` (T,10); no crops are made)."""
+        files = sorted((Path(root) / split).glob("*.npz"))
+        if not files:
+            raise FileNotFoundError(f"MeanPoseModel.from_clips: no clip files {Path(root) / split}/*.npz")
+        go, bp, be = [], [], []
+        for f in files:
+            with np.load(f, allow_pickle=False) as z:
+                missing = [k for k in ("global_orient", "body_pose", "betas") if k not in z.files]
+                if missing:
+                    raise KeyError(f"{f}: clip file lacks keys {missing}")
+                go.append(z["global_orient"].reshape(-1, 3))
+                bp.append(z["body_pose"].reshape(-1, 69))
+                be.append(z["betas"].reshape(-1, 10))
+        cat = [torch.from_numpy(np.concatenate(a).astype(np.float32)) for a in (go, bp, be)]
+        return cls.from_labels(smpl, *cat)
+
+    def forward(
+        self, img: Tensor, person_mask: Tensor | None = None, bbox_info: Tensor | None = None
+    ) -> dict:
+        B = img.shape[0]
+        rot = self.rotmat.to(img.device)[None].expand(B, 24, 3, 3)
+        betas = self.betas.to(img.device)[None].expand(B, 10)
+        body = self.smpl(rot[:, :1], rot[:, 1:], betas)
+        cam_t = torch.tensor([0.0, 0.0, 2 * 5000.0 / (256 * 0.9)], device=img.device).expand(B, 3)
+        return {
+            "rotmat": rot,
+            "betas": betas,
+            "joints3d": body["joints44"],
+            "joints24": body["joints24"],
+            "vertices": body["vertices"],
+            "cam_t": cam_t,
+            "joints2d": torch.zeros(B, 44, 2, device=img.device),
+        }
+
+
+# --------------------------------------------------------------------------- report helpers (tables, figures)
+#: names of the 14 LSP joints of the ``3dpw14`` / ``hmr2_14`` protocols, in order
+LSP14_NAMES = (
+    "R ankle", "R knee", "R hip", "L hip", "L knee", "L ankle", "R wrist", "R elbow", "R shoulder",
+    "L shoulder", "L elbow", "L wrist", "neck", "head",
+)  # fmt: skip
+SMPL24_NAMES = (
+    "pelvis", "L hip", "R hip", "spine1", "L knee", "R knee", "spine2", "L ankle", "R ankle", "spine3",
+    "L foot", "R foot", "neck", "L collar", "R collar", "head", "L shoulder", "R shoulder", "L elbow",
+    "R elbow", "L wrist", "R wrist", "L hand", "R hand",
+)  # fmt: skip
+
+#: the paper's baseline rows (FastHMR, arXiv 2510.10868: Table 1 accuracy/fps on an RTX 3090,
+#: Table 12 parameters/MACs); mm, fps, M, G
+PAPER_BASELINES = pd.DataFrame(
+    [
+        {"model": "HMR 2.0", "params_M": 670.2, "macs_G": 122.6, "fps": 65.2, "3dpw_pa_mpjpe": 44.4,
+         "3dpw_mpjpe": 69.8, "3dpw_pve": 82.2, "3dpw_accel": 18.1, "emdb_pa_mpjpe": 62.1, "emdb_mpjpe": 100.7,
+         "emdb_pve": 122.8, "emdb_accel": 20.7},
+        {"model": "CameraHMR", "params_M": 737.1, "macs_G": 144.0, "fps": 54.5, "3dpw_pa_mpjpe": 38.5,
+         "3dpw_mpjpe": 62.1, "3dpw_pve": 72.9, "3dpw_accel": 16.8, "emdb_pa_mpjpe": 44.4, "emdb_mpjpe": 73.3,
+         "emdb_pve": 85.2, "emdb_accel": 16.4},
+    ]
+)  # fmt: skip
+
+
+def write_table(df: pd.DataFrame, path_stem: str | Path, *, floatfmt: str = ".1f") -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` (Markdown) atomically; returns both paths."""
+    from ..io import atomic_path, atomic_write_text
+
+    stem = Path(path_stem)
+    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    with atomic_path(csv) as tmp:
+        df.to_csv(tmp, index=False)
+    atomic_write_text(md, df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+    return csv, md
+
+
+def _save_fig(fig: Any, path: str | Path | None) -> None:
+    if path is None:
+        return
+    from ..io import atomic_path
+
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        fig.savefig(tmp, format=p.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+
+
+def compare_to_reference(
+    summary: pd.DataFrame, reference: pd.DataFrame, names=("model", "mean pose")
+) -> pd.DataFrame:
+    """Both summaries side by side per split with the ratio model / reference for each metric."""
+    a = summary.assign(predictor=names[0])
+    b = reference.assign(predictor=names[1])
+    both = pd.concat([a, b], ignore_index=True)
+    cols = [c for c in METRIC_COLUMNS if c in summary.columns]
+    ratio = summary.set_index("split")[cols] / reference.set_index("split")[cols]
+    ratio = ratio.reset_index().assign(predictor=f"{names[0]} / {names[1]}")
+    return pd.concat([both, ratio], ignore_index=True)[["predictor", "split", *cols, "frames"]]
+
+
+def pick_cases(df: pd.DataFrame, n: int = 4, metric: str = "mpjpe") -> tuple[list[int], list[int]]:
+    """Row positions (= dataset indices: evaluation keeps the order) of the ``n`` best and worst frames."""
+    order = np.argsort(df[metric].to_numpy(), kind="stable")
+    return [int(i) for i in order[:n]], [int(i) for i in order[::-1][:n]]
+
+
+@torch.no_grad()
+def plot_overlays(
+    model: nn.Module,
+    dataset: Dataset,
+    indices: list[int],
+    *,
+    titles: list[str] | None = None,
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    use_mask: bool = True,
+    ncols: int = 4,
+    focal_length: float = 5000.0,
+) -> Any:
+    """Predicted meshes drawn over their test crops (vertices projected with ``cam_t`` and the crop
+    camera, focal ``focal_length`` px at 256 px, HMR2.0 convention; faces painted far-to-near)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from ..data.augment import normalized_to_hwc255
+    from ..models.hmr import project_crop
+
+    items = [dataset[i] for i in indices]
+    batch = torch.utils.data.default_collate(items)
+    b = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+    model.eval().to(device)
+    out = _call_model(model, b, use_mask)
+    S = int(b["img"].shape[-1])
+    uv = (project_crop(out["vertices"].float(), out["cam_t"].float(), focal_length, S) + 0.5) * S
+    depth = (out["vertices"].float() + out["cam_t"].float()[:, None])[..., 2]
+    faces = torch.as_tensor(np.asarray(_get_smpl(model, None).faces), dtype=torch.long)
+    n = len(indices)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(np.clip(normalized_to_hwc255(items[k]["img"]) / 255.0, 0, 1))
+        tri = uv[k][faces].cpu().numpy()  # (F, 3, 2)
+        order = np.argsort(-depth[k][faces].mean(-1).cpu().numpy())
+        ax.add_collection(PolyCollection(tri[order], facecolors=(0.35, 0.6, 1.0, 0.35), edgecolors="none"))
+        ax.set_xlim(0, S)
+        ax.set_ylim(S, 0)
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=8)
+    fig.tight_layout()
+    _save_fig(fig, path)
+    return fig
+
+
+def per_joint_table(df: pd.DataFrame, names: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Mean error (mm) per joint from ``evaluate(..., per_joint=True)`` columns ``joint_XX``."""
+    cols = sorted(c for c in df.columns if c.startswith("joint_"))
+    if not cols:
+        raise ValueError("per_joint_table: no joint_XX columns; evaluate with per_joint=True")
+    if names is None:
+        names = LSP14_NAMES if len(cols) == 14 else SMPL24_NAMES if len(cols) == 24 else tuple(cols)
+    return pd.DataFrame({"joint": list(names), "error_mm": df[cols].mean().to_numpy()})
+
+
+def plot_per_joint(
+    df: pd.DataFrame, path: str | Path | None = None, names: tuple[str, ...] | None = None
+) -> Any:
+    import matplotlib.pyplot as plt
+
+    t = per_joint_table(df, names)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar(t["joint"], t["error_mm"], color="tab:blue")
+    ax.set_ylabel("mean error (mm)")
+    ax.tick_params(axis="x", rotation=60, labelsize=8)
+    fig.tight_layout()
+    _save_fig(fig, path)
+    return fig
+
+
+def plot_error_vs_occlusion(df: pd.DataFrame, path: str | Path | None = None, bins: int = 6) -> Any:
+    """MPJPE per frame against the occluded fraction of the subject (left) and the number of person
+    tokens (right), with binned means."""
+    import matplotlib.pyplot as plt
+
+    panels = [c for c in ("occlusion", "person_tokens") if c in df.columns]
+    if not panels:
+        raise ValueError("plot_error_vs_occlusion: df has neither 'occlusion' nor 'person_tokens'")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, col in zip(axes.flat, panels):
+        x, y = df[col].to_numpy(float), df["mpjpe"].to_numpy(float)
+        ax.scatter(x, y, s=4, alpha=0.3, color="tab:gray")
+        if np.ptp(x) > 0:
+            edges = np.linspace(x.min(), x.max(), bins + 1)
+            which = np.clip(np.digitize(x, edges[1:-1]), 0, bins - 1)
+            mids = 0.5 * (edges[1:] + edges[:-1])
+            means = [y[which == k].mean() if (which == k).any() else np.nan for k in range(bins)]
+            ax.plot(mids, means, "o-", color="tab:red", label="bin mean")
+            ax.legend(fontsize=8)
+        ax.set_xlabel(
+            {"occlusion": "occluded fraction of the subject", "person_tokens": "person tokens (of 192)"}[col]
+        )
+        ax.set_ylabel("MPJPE (mm)")
+    fig.tight_layout()
+    _save_fig(fig, path)
+    return fig
+
+
+def cost_table(
+    preset: str = "hmr2", *, throughput: bool = True, batch: int = 1, repeats: int = 3, device: str = "cpu"
+) -> pd.DataFrame:
+    """Params (M, backbone + head), MACs (G, linear+conv convention = the paper's Table 12) and,
+    optionally, measured throughput (images/s, random weights) of a preset, beside the paper's
+    HMR 2.0 row (fps measured by the paper on an RTX 3090 — not comparable with a CPU)."""
+    from . import profile as P
+
+    meta = P.build_meta_model(preset)
+    params = P.count_params(meta)["total"]
+    img = torch.zeros(1, 3, 256, 256, device="meta")
+    macs = P.count_macs(meta, img)
+    row: dict[str, Any] = {"model": f"ours: {preset} preset (random weights)", "params_M": params / 1e6,
+                           "macs_G": macs.linear_conv / 1e9, "fps": np.nan, "device": device}  # fmt: skip
+    if throughput:
+        model = P.build_bench_model(preset).to(device)
+        x = torch.randn(batch, 3, 256, 256, device=device)
+        res = P.time_side_by_side(
+            [(preset, lambda: model(x))], batch, warmup=1, repeats=repeats, device=device
+        )
+        row["fps"] = res[0].images_per_s
+        del model
+    paper = PAPER_BASELINES.loc[PAPER_BASELINES["model"] == "HMR 2.0", ["model", "params_M", "macs_G", "fps"]]
+    paper = paper.assign(model="paper: HMR 2.0 (Table 12; fps Table 1, RTX 3090)", device="RTX 3090")
+    return pd.concat([pd.DataFrame([row]), paper], ignore_index=True)

@@ -1,0 +1,201 @@
+"""Pose / mesh error metrics and the evaluation protocols used by the paper's tables.
+
+Units: every function takes positions in **metres** and returns errors in **millimetres**
+(``accel_error`` returns mm/frame², or m/s² when ``fps`` is given). Inputs may be torch tensors or
+numpy arrays; the result has the same kind as the first argument.
+
+Protocols (root alignment as in WHAM's evaluation code, ``lib/eval/eval_utils.py`` and the
+per-dataset scripts; see notes/ANCHORS.md §C.6):
+
+* ``3dpw14``: 14 LSP-ordered joints (R ankle, R knee, R hip, L hip, L knee, L ankle, R wrist,
+  R elbow, R shoulder, L shoulder, L elbow, L wrist, neck, head). From the 44-joint HMR2.0 layout
+  these are ``[25..37, 43]`` (J19 indices 0-12 + 18, HMR2.0 ``KEYPOINT_LIST``). Pelvis = mean of
+  the two hips (indices 2, 3 of the 14).
+* ``emdb24``: the 24 SMPL joints (SMPL ``J_regressor``); pelvis = mean of the hips (indices 1, 2).
+* ``hmr2_14``: HMR2.0's own evaluator: root-align on joint 39 of the 44 layout (J19 pelvis), then
+  the same 14 joints as ``3dpw14``. Not comparable with WHAM-protocol numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ArrayLike = Any  # torch.Tensor | np.ndarray
+
+#: indices of the 14 LSP-ordered evaluation joints in the 44-joint HMR2.0 layout
+J44_TO_LSP14: tuple[int, ...] = (*range(25, 38), 43)
+HMR2_PELVIS_44 = 39
+
+
+def _t(x: ArrayLike) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return torch.as_tensor(np.asarray(x))
+
+
+def _like(out: Tensor, ref: ArrayLike) -> ArrayLike:
+    return out if isinstance(ref, Tensor) else out.detach().cpu().numpy()
+
+
+def _check_pair(pred: Tensor, gt: Tensor, name: str) -> None:
+    if pred.shape != gt.shape or pred.ndim < 2 or pred.shape[-1] != 3:
+        raise ValueError(
+            f"{name}: pred and gt must both be (..., N, 3) with equal shapes, got "
+            f"{tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
+
+
+def root_align(joints: ArrayLike, root: int | tuple[int, ...]) -> ArrayLike:
+    """Subtract the root joint (or the mean of several joints, e.g. the two hips) from (..., N, 3)."""
+    j = _t(joints)
+    idx = (root,) if isinstance(root, int) else tuple(root)
+    r = j[..., list(idx), :].mean(dim=-2, keepdim=True)
+    return _like(j - r, joints)
+
+
+def mpjpe(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
+    """Mean per-joint position error. pred, gt: (..., N, 3) metres -> (...,) millimetres.
+
+    No alignment is done here; align both first (``root_align`` or a protocol)."""
+    p, g = _t(pred), _t(gt)
+    _check_pair(p, g, "mpjpe")
+    return _like(torch.linalg.norm(p - g, dim=-1).mean(-1) * 1000.0, pred)
+
+
+def similarity_procrustes(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
+    """Align pred onto gt with the best similarity transform (scale s, rotation R, translation t).
+
+    pred, gt: (..., N, 3). Returns ``s * R pred + t`` with the same shape. Umeyama / Kabsch via SVD
+    with the reflection fix (det(R) = +1), as in HMR / SPIN / WHAM ``batch_compute_similarity_transform``.
+    """
+    X, Y = _t(pred), _t(gt)
+    _check_pair(X, Y, "similarity_procrustes")
+    dtype = X.dtype
+    X, Y = X.double(), Y.double()
+    mx, my = X.mean(-2, keepdim=True), Y.mean(-2, keepdim=True)
+    X0, Y0 = X - mx, Y - my
+    var = (X0**2).sum(dim=(-1, -2))
+    K = X0.transpose(-1, -2) @ Y0  # (..., 3, 3) = sum_i x_i y_i^T
+    U, S, Vh = torch.linalg.svd(K)
+    V = Vh.transpose(-1, -2)
+    d = torch.sign(torch.linalg.det(V @ U.transpose(-1, -2)))
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    Z = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], dim=-1))
+    R = V @ Z @ U.transpose(-1, -2)  # rotation taking x to y
+    scale = (S * torch.diagonal(Z, dim1=-2, dim2=-1)).sum(-1) / var.clamp_min(1e-12)
+    aligned = scale[..., None, None] * (X0 @ R.transpose(-1, -2)) + my
+    return _like(aligned.to(dtype), pred)
+
+
+def pa_mpjpe(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
+    """Procrustes-aligned MPJPE: (..., N, 3) metres -> (...,) millimetres."""
+    aligned = _t(similarity_procrustes(_t(pred), _t(gt)))
+    return _like(_t(mpjpe(aligned, _t(gt))), pred)
+
+
+def pve(pred_vertices: ArrayLike, gt_vertices: ArrayLike) -> ArrayLike:
+    """Per-vertex error (PVE / MVE): (..., V, 3) metres -> (...,) mm. Align (root-subtract) first;
+    WHAM subtracts the joint pelvis of each mesh from its vertices (see ``evaluate_frames``)."""
+    return mpjpe(pred_vertices, gt_vertices)
+
+
+def accel_error(pred: ArrayLike, gt: ArrayLike, fps: float | None = None) -> ArrayLike:
+    """Acceleration error over a sequence: pred, gt (T, N, 3) metres -> (T-2,) per middle frame.
+
+    a_t = x_{t-1} - 2 x_t + x_{t+1} (second difference), error = mean over joints of
+    ||a_pred - a_gt||. Returns mm/frame² (VIBE / WHAM ``compute_error_accel`` convention, the unit the
+    FastHMR paper reports); with ``fps`` given returns m/s² (× fps² / 1000, WHAM/GVHMR tables).
+    """
+    p, g = _t(pred), _t(gt)
+    _check_pair(p, g, "accel_error")
+    if p.ndim != 3 or p.shape[0] < 3:
+        raise ValueError(f"accel_error needs (T>=3, N, 3) sequences, got {tuple(p.shape)}")
+    ap = p[:-2] - 2 * p[1:-1] + p[2:]
+    ag = g[:-2] - 2 * g[1:-1] + g[2:]
+    err = torch.linalg.norm(ap - ag, dim=-1).mean(-1) * 1000.0
+    if fps is not None:
+        err = err * float(fps) ** 2 / 1000.0
+    return _like(err, pred)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which joints are compared and how they are root-aligned."""
+
+    name: str
+    num_joints: int  # joints after selection
+    select_from_44: tuple[int, ...] | None  # picks from the 44-joint layout (None: input already N)
+    root: tuple[int, ...]  # root indices in the *selected* set (mean of them)
+    root_44: int | None = None  # root in the 44 layout, applied before selection (HMR2.0 evaluator)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "3dpw14": Protocol("3dpw14", 14, J44_TO_LSP14, root=(2, 3)),
+    "emdb24": Protocol("emdb24", 24, None, root=(1, 2)),
+    "hmr2_14": Protocol("hmr2_14", 14, J44_TO_LSP14, root=(), root_44=HMR2_PELVIS_44),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise KeyError(f"unknown evaluation protocol {name!r}; expected one of {sorted(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def protocol_joints(joints: ArrayLike, protocol: str | Protocol) -> tuple[Tensor, Tensor]:
+    """Select and root-align joints for a protocol.
+
+    joints: (..., 44, 3) (HMR2.0 layout) or (..., num_joints, 3) already in the protocol's set.
+    Returns (aligned joints (..., num_joints, 3), root (..., 1, 3)) in metres."""
+    pr = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    j = _t(joints)
+    if j.ndim < 2 or j.shape[-1] != 3:
+        raise ValueError(f"protocol {pr.name}: joints must be (..., N, 3), got {tuple(j.shape)}")
+    n = j.shape[-2]
+    if pr.root_44 is not None:
+        if n != 44:
+            raise ValueError(f"protocol {pr.name} needs the 44-joint HMR2.0 layout, got {n} joints")
+        root = j[..., pr.root_44 : pr.root_44 + 1, :]
+        return (j - root)[..., list(pr.select_from_44), :], root
+    if n == 44 and pr.select_from_44 is not None:
+        j = j[..., list(pr.select_from_44), :]
+    elif n != pr.num_joints:
+        raise ValueError(
+            f"protocol {pr.name} expects {pr.num_joints} joints"
+            + (" (or the 44-joint layout)" if pr.select_from_44 else "")
+            + f", got {n}"
+        )
+    root = j[..., list(pr.root), :].mean(-2, keepdim=True)
+    return j - root, root
+
+
+def evaluate_frames(
+    pred_joints: ArrayLike,
+    gt_joints: ArrayLike,
+    protocol: str | Protocol = "3dpw14",
+    pred_vertices: ArrayLike | None = None,
+    gt_vertices: ArrayLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-frame MPJPE / PA-MPJPE (and PVE when vertices are given) under a protocol, in mm.
+
+    pred_joints, gt_joints: (B, N, 3) metres; vertices (B, V, 3) metres, aligned with the same root
+    as the joints (WHAM: the pelvis of each mesh's own joints). Returns numpy arrays of shape (B,).
+    """
+    pj, pr_root = protocol_joints(pred_joints, protocol)
+    gj, gt_root = protocol_joints(gt_joints, protocol)
+    out = {
+        "mpjpe": np.asarray(_t(mpjpe(pj, gj)).detach().cpu().numpy()),
+        "pa_mpjpe": np.asarray(_t(pa_mpjpe(pj, gj)).detach().cpu().numpy()),
+    }
+    if (pred_vertices is None) != (gt_vertices is None):
+        raise ValueError("evaluate_frames: give both pred_vertices and gt_vertices, or neither")
+    if pred_vertices is not None:
+        pv = _t(pred_vertices) - pr_root.to(_t(pred_vertices).dtype)
+        gv = _t(gt_vertices) - gt_root.to(_t(gt_vertices).dtype)
+        out["pve"] = _t(pve(pv, gv)).detach().cpu().numpy()
+    return out

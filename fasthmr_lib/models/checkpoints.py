@@ -1,0 +1,404 @@
+"""Checkpoints -> :class:`HMR`: released 4D-Humans (HMR2.0) and CameraHMR files, and our own format.
+
+* **4D-Humans**: ``logs/train/multiruns/hmr2/0/checkpoints/epoch=35-step=1000000.ckpt`` — a PyTorch
+  Lightning dict whose ``state_dict`` keys start with ``backbone.`` (389), ``smpl_head.`` (114),
+  ``discriminator.``, ``smpl.`` (body-model buffers) and ``initialized``; next to ``checkpoints/`` sits
+  ``model_config.yaml`` (read for ``MODEL.SMPL_HEAD``, ``MODEL.IMAGE_SIZE``, ``EXTRA.FOCAL_LENGTH``).
+* **CameraHMR**: ``data/pretrained-models/camerahmr_checkpoint_cleaned.ckpt`` — a Lightning-style dict with
+  ``state_dict`` keys ``backbone.`` (same ViT-H) and ``smpl_head.`` (CLIFF head: token_dim 160 and
+  ``deckp``); no config file (its sizes are constants in its code; our ``camerahmr`` preset).
+* **Ours**: a folder with ``model.safetensors`` (``backbone.*`` + ``head.*``, fp32 or fp16) and
+  ``config.json`` (``ModelConfig.to_dict()`` + metadata); ``config.json`` is written last.
+
+Only ``backbone.`` and ``smpl_head.`` are loaded; ``discriminator.``/``smpl.``/... are known extras and
+are listed in ``model.checkpoint_info`` (the body model comes from the SMPL folder, see
+:mod:`fasthmr_lib.body.smpl`). Every problem (missing/truncated/foreign file, missing, unexpected or
+mis-shaped keys) raises one :class:`CheckpointError` naming the file; nothing is loaded partially.
+Pickled Lightning checkpoints are read with ``weights_only=True`` first; if their hyper-parameters hold
+config objects (yacs/OmegaConf), a restricted unpickler replaces those objects by inert stand-ins and
+imports nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from ..body.smpl import SMPLBody
+from ..config import ModelConfig, get_preset
+from ..io import atomic_path, atomic_write_text
+from .hmr import HMR
+
+FORMAT_NAME = "fasthmr-hmr"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+_4DH_IGNORED = ("discriminator.", "smpl.", "initialized")
+_CAMERAHMR_IGNORED = ("smpl.", "smpl_layer.", "smpl_gt", "cam_model.", "discriminator.", "initialized")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, damaged, of another model, or does not match the model."""
+
+
+# ---------------------------------------------------------------------------------------------
+# reading pickled (Lightning) checkpoints
+
+
+class _Inert:
+    """Stand-in for any non-tensor object inside a checkpoint (config nodes, enums, ...)."""
+
+    def __init__(self, *args: Any, **kw: Any):
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.__dict__.setdefault("items", {})[key] = value
+
+    def append(self, v: Any) -> None:
+        self.__dict__.setdefault("list", []).append(v)
+
+    def extend(self, vs: Any) -> None:
+        self.__dict__.setdefault("list", []).extend(vs)
+
+
+_TORCH_PREFIXES = ("torch._utils", "torch.serialization", "torch._tensor", "torch.nn.parameter")
+_SAFE = {
+    ("collections", "OrderedDict"),
+    ("torch", "Size"),
+    ("torch", "device"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "slice"),
+    ("builtins", "complex"),
+    ("torch", "dtype"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith(_TORCH_PREFIXES) and (name.startswith("_rebuild") or name == "Parameter"):
+            return super().find_class(module, name)
+        if (module, name) in _SAFE or (module == "torch" and name.endswith(("dtype", "Storage"))):
+            return super().find_class(module, name)
+        if module == "torch" and name in {
+            "float32",
+            "float16",
+            "bfloat16",
+            "float64",
+            "int64",
+            "int32",
+            "bool",
+        }:
+            return super().find_class(module, name)
+        return type(name, (_Inert,), {"source": f"{module}.{name}"})
+
+
+_restricted_pickle = types.SimpleNamespace(
+    Unpickler=_RestrictedUnpickler, load=pickle.load, __name__="restricted"
+)
+
+
+def _torch_load(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # objects beyond tensors (config nodes in hyper_parameters): restricted unpickler below
+    except Exception as e:
+        raise CheckpointError(
+            f"{path}: cannot read {what} ({type(e).__name__}: {e}); the file is damaged, "
+            f"truncated or not a PyTorch checkpoint"
+        ) from e
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from e
+
+
+def _state_dict_of(raw: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
+    sd = raw.get("state_dict", raw) if isinstance(raw, Mapping) else None
+    if not isinstance(sd, Mapping) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(
+            f"{path}: expected {what}: a PyTorch Lightning dict with a 'state_dict' of tensors "
+            f"(keys 'backbone.*', 'smpl_head.*'); top-level keys found: "
+            f"{sorted(raw)[:10] if isinstance(raw, Mapping) else type(raw).__name__}"
+        )
+    return dict(sd)
+
+
+# ---------------------------------------------------------------------------------------------
+# mapping a state dict onto HMR (all-or-nothing)
+
+
+def _map_to_model(
+    model: HMR, sd: Mapping[str, torch.Tensor], path: Path, what: str, ignored: tuple[str, ...], strict: bool
+) -> dict:
+    prefix_map = {"backbone.": "backbone.", "smpl_head.": "head."}
+    target = {k: v for k, v in model.state_dict().items() if not k.startswith("smpl.")}
+    mapped, ignored_keys, unexpected = {}, [], []
+    for k, v in sd.items():
+        src = next((p for p in prefix_map if k.startswith(p)), None)
+        if src is not None:
+            mapped[prefix_map[src] + k[len(src) :]] = v
+        elif k.startswith(ignored):
+            ignored_keys.append(k)
+        else:
+            unexpected.append(k)
+    if not any(k.startswith("backbone.") for k in mapped) or not any(k.startswith("head.") for k in mapped):
+        raise CheckpointError(f"{path}: no 'backbone.*' / 'smpl_head.*' weights: not {what}")
+    extra = sorted(k for k in mapped if k not in target)
+    unexpected = sorted(unexpected) + [
+        k.replace("head.", "smpl_head.", 1) if k.startswith("head.") else k for k in extra
+    ]
+    missing = sorted(k for k in target if k not in mapped)
+    shape_bad = sorted(
+        f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+        for k, v in mapped.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    )
+    problems = []
+    if shape_bad:
+        problems.append(f"shape mismatches ({len(shape_bad)}): {shape_bad[:8]}")
+    if strict and missing:
+        problems.append(f"missing keys ({len(missing)}): {missing[:12]}")
+    if strict and unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {unexpected[:12]}")
+    if problems:
+        hint = ""
+        file_deckp, model_deckp = "head.deckp.weight" in mapped, "head.deckp.weight" in target
+        if file_deckp and not model_deckp:
+            hint = " (the file holds a CameraHMR head: use load_camerahmr)"
+        elif model_deckp and not file_deckp:
+            hint = " (the file holds an HMR2.0 head: use load_4dhumans)"
+        raise CheckpointError(
+            f"{path}: does not match the model config {model.cfg.name!r} for {what}{hint}; "
+            "nothing was loaded. " + "; ".join(problems)
+        )
+    with torch.no_grad():
+        model.load_state_dict({k: v for k, v in mapped.items() if k in target}, strict=False)
+    return {
+        "file": str(path),
+        "format": what,
+        "loaded": len(mapped) - len(extra),
+        "ignored": len(ignored_keys),
+        "ignored_prefixes": sorted({k.split(".")[0] for k in ignored_keys}),
+        "missing": missing,
+        "unexpected": unexpected,
+    }
+
+
+def _resolve_cfg(cfg: str | ModelConfig | None, default: str) -> ModelConfig:
+    if cfg is None:
+        return get_preset(default)
+    return get_preset(cfg) if isinstance(cfg, str) else cfg
+
+
+def _read_4dh_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise CheckpointError(f"{path}: cannot read the 4D-Humans model_config.yaml ({e})") from e
+    if not isinstance(data, dict) or "MODEL" not in data:
+        raise CheckpointError(f"{path}: expected a 4D-Humans model_config.yaml with a MODEL section")
+    return data
+
+
+def config_from_4dhumans_yaml(data: Mapping, base: ModelConfig) -> ModelConfig:
+    """Head sizes and camera constants from a 4D-Humans ``model_config.yaml`` (parsed) over ``base``.
+
+    Reads ``MODEL.SMPL_HEAD.{TYPE, TRANSFORMER_DECODER, JOINT_REP, TRANSFORMER_INPUT, IEF_ITERS}``,
+    ``MODEL.IMAGE_SIZE``, ``EXTRA.FOCAL_LENGTH``, ``SMPL.NUM_BODY_JOINTS``, ``MODEL.BACKBONE.TYPE``.
+    Options this implementation does not have raise ``CheckpointError``."""
+    model = data.get("MODEL", {}) or {}
+    head = model.get("SMPL_HEAD", {}) or {}
+    if model.get("BACKBONE", {}).get("TYPE", "vit") != "vit":
+        raise CheckpointError(
+            f"MODEL.BACKBONE.TYPE {model['BACKBONE']['TYPE']!r} is not supported (only 'vit')"
+        )
+    checks = {"TYPE": "transformer_decoder", "JOINT_REP": "6d", "TRANSFORMER_INPUT": "zero", "IEF_ITERS": 1}
+    for key, want in checks.items():
+        got = head.get(key, want if key != "TYPE" else None)
+        if got != want:
+            raise CheckpointError(f"MODEL.SMPL_HEAD.{key} = {got!r} is not supported (expected {want!r})")
+    td = head.get("TRANSFORMER_DECODER", {}) or {}
+    keys = ("depth", "heads", "mlp_dim", "dim_head", "context_dim")
+    h = dataclasses.replace(base.head, **{k: int(td[k]) for k in keys if k in td})
+    nbj = (data.get("SMPL", {}) or {}).get("NUM_BODY_JOINTS", 23)
+    if int(nbj) != 23:
+        raise CheckpointError(f"SMPL.NUM_BODY_JOINTS = {nbj} is not supported (expected 23)")
+    kw = {"head": h}
+    if "IMAGE_SIZE" in model:
+        kw["image_size"] = int(model["IMAGE_SIZE"])
+    focal = (data.get("EXTRA", {}) or {}).get("FOCAL_LENGTH")
+    if focal is not None:
+        kw["focal_length"] = float(focal)
+    return base.replace(**kw)
+
+
+def load_4dhumans(
+    ckpt_path: str | os.PathLike,
+    model_cfg_yaml: str | os.PathLike | None = None,
+    *,
+    cfg: str | ModelConfig | None = None,
+    smpl: SMPLBody | None = None,
+    strict: bool = True,
+) -> HMR:
+    """Load a released 4D-Humans HMR2.0 checkpoint into :class:`HMR` (eval mode).
+
+    Args:
+        ckpt_path: the Lightning ``.ckpt``.
+        model_cfg_yaml: ``model_config.yaml``; default ``<ckpt>/../../model_config.yaml`` if present
+            (else the ``hmr2`` preset's values; shapes are checked against the weights either way).
+        cfg: architecture base (default ``hmr2``; the 4D-Humans backbone is fixed ViT-H, so only pass
+            this for made test files or variants); the yaml's head sizes override its head section.
+        smpl: body model (default: :func:`fasthmr_lib.body.smpl.load_body_model`).
+        strict: missing / unexpected weights are errors (default) or only listed in ``checkpoint_info``.
+    """
+    path = Path(ckpt_path)
+    base = _resolve_cfg(cfg, "hmr2")
+    if model_cfg_yaml is not None:
+        ypath = Path(model_cfg_yaml)
+        if not ypath.is_file():
+            raise CheckpointError(f"4D-Humans model config not found: {ypath}")
+    else:
+        ypath = path.parent.parent / "model_config.yaml"
+    if ypath.is_file():
+        try:
+            base = config_from_4dhumans_yaml(_read_4dh_yaml(ypath), base)
+        except CheckpointError as e:
+            raise CheckpointError(f"{ypath}: {e}") from None
+    what = "a 4D-Humans HMR2.0 checkpoint"
+    sd = _state_dict_of(_torch_load(path, what), path, what)
+    model = HMR(base, smpl=smpl)
+    info = _map_to_model(model, sd, path, what, _4DH_IGNORED, strict)
+    info["model_config_yaml"] = str(ypath) if ypath.is_file() else None
+    model.checkpoint_info = info
+    return model.eval()
+
+
+def load_camerahmr(
+    path: str | os.PathLike,
+    *,
+    cfg: str | ModelConfig | None = None,
+    smpl: SMPLBody | None = None,
+    strict: bool = True,
+) -> HMR:
+    """Load CameraHMR's released SMPL checkpoint (``camerahmr_checkpoint_cleaned.ckpt``) into
+    :class:`HMR` with the ``camerahmr`` preset (or ``cfg``): ``backbone.*`` + ``smpl_head.*`` (CLIFF
+    query token, ``deckp``); its camera/body-model sub-networks are listed as ignored."""
+    path = Path(path)
+    what = "a CameraHMR checkpoint"
+    sd = _state_dict_of(_torch_load(path, what), path, what)
+    model = HMR(_resolve_cfg(cfg, "camerahmr"), smpl=smpl)
+    model.checkpoint_info = _map_to_model(model, sd, path, what, _CAMERAHMR_IGNORED, strict)
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# our own format
+
+
+def _model_config_of(model: HMR) -> ModelConfig:
+    cfg = model.cfg
+    depth = model.backbone.depth  # layer merging may have shortened the block list
+    return cfg.replace(vit=type(cfg.vit)(**{**cfg.vit.__dict__, "depth": depth}))
+
+
+def save_checkpoint(
+    model: HMR, directory: str | os.PathLike, *, fp16: bool = False, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``model.safetensors`` (backbone + head weights, fp32 or fp16) and ``config.json``
+    (``{"format", "format_version", "model": ModelConfig dict, "dtype", "metadata"}``) into ``directory``,
+    atomically, config last. ``metadata`` (JSON-serialisable: recipe, metrics, ...) is stored as given."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if k.startswith(("backbone.", "head.")):
+            v = v.detach().cpu()
+            if fp16 and v.is_floating_point():
+                v = v.half()
+            tensors[k] = v.contiguous().clone()
+    cfg = _model_config_of(model)
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "model": cfg.name})
+    doc = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model": cfg.to_dict(),
+        "dtype": "float16" if fp16 else "float32",
+        "num_tensors": len(tensors),
+        "metadata": dict(metadata or {}),
+    }
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(doc, indent=2, default=str))
+    return directory
+
+
+def read_checkpoint_config(directory: str | os.PathLike) -> dict:
+    """The parsed ``config.json`` of one of our checkpoints (format checked)."""
+    cpath = Path(directory) / CONFIG_FILE
+    if not cpath.is_file():
+        raise CheckpointError(
+            f"checkpoint config not found: {cpath} (expected a folder written by save_checkpoint)"
+        )
+    try:
+        doc = json.loads(cpath.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{cpath}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or "model" not in doc:
+        raise CheckpointError(
+            f"{cpath}: not a {FORMAT_NAME} checkpoint config (format={doc.get('format')!r})"
+        )
+    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{cpath}: format_version {doc['format_version']} is newer than this library reads"
+        )
+    return doc
+
+
+def load_checkpoint(
+    directory: str | os.PathLike, *, smpl: SMPLBody | None = None, strict: bool = True
+) -> HMR:
+    """Inverse of :func:`save_checkpoint`: the model in float32, eval mode; ``model.checkpoint_info``
+    holds ``config.json``'s metadata."""
+    directory = Path(directory)
+    doc = read_checkpoint_config(directory)
+    try:
+        cfg = ModelConfig.from_dict(doc["model"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config ({e})") from e
+    wpath = directory / WEIGHTS_FILE
+    if not wpath.is_file():
+        raise CheckpointError(f"checkpoint weights not found: {wpath}")
+    try:
+        tensors = load_file(str(wpath))
+    except Exception as e:  # safetensors' own SafetensorError, OSError, ...
+        raise CheckpointError(
+            f"{wpath}: cannot read safetensors weights ({type(e).__name__}: {e}); "
+            "the file is damaged, truncated or not a safetensors file"
+        ) from e
+    model = HMR(cfg, smpl=smpl)
+    ref = model.state_dict()
+    sd = {
+        ("smpl_head." + k[5:] if k.startswith("head.") else k): v.to(ref[k].dtype) if k in ref else v
+        for k, v in tensors.items()
+    }
+    info = _map_to_model(model, sd, wpath, f"a {FORMAT_NAME} checkpoint", (), strict)
+    info["metadata"] = doc.get("metadata", {})
+    info["dtype"] = doc.get("dtype")
+    model.checkpoint_info = info
+    return model.eval()

@@ -1,0 +1,675 @@
+"""Training recipe for the HMR baselines on the embedded synthetic world (HMR2.0-style losses).
+
+One command trains a preset from scratch::
+
+    python -m fasthmr_lib.models.train --preset tiny --world default --steps 600 --batch 16 \\
+        --device cpu --out checkpoints/tiny
+
+and ``--resume`` continues exactly where the last saved step left off (model, optimizer, scheduler,
+RNG states, loss history). The data order and each sample's augmentation are pure functions of
+``(seed, epoch, index)``, so resumption needs no data-loader state and does not depend on the number
+of workers.
+
+Losses (HMR2.0 ``hmr2/models/hmr2.py`` + ``losses.py``; weights from ``hmr_vit_transformer.yaml``):
+L1 on 44 3D keypoints after pelvis (index 39) alignment, visibility-weighted L1 on 44 2D keypoints
+(normalised crop coordinates), MSE on rotation matrices (global orient, body pose) and betas. GT 3D
+keypoints are the body model applied to GT (θ, β). The adversarial term is not used (full GT here).
+Per-sample losses are summed over joints/coordinates and averaged over the batch (HMR2.0 sums over the
+batch too; with Adam this only rescales the effective learning rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import roma
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from ..data.augment import AugmentConfig, augment_sample, hwc255_to_normalized, normalized_to_hwc255
+from ..io import atomic_path, manifest, write_json
+from ..paths import data_dir
+
+PELVIS_INDEX = 39
+STATE_FILE = "train_state.pt"
+HISTORY_FILE = "loss_history.csv"
+CURVE_FILE = "loss_curve.png"
+LABEL_KEYS = ("global_orient", "body_pose", "betas", "transl", "joints2d", "occlusion")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """HMR2.0 ``LOSS_WEIGHTS`` (hmr_vit_transformer.yaml), adversarial term dropped."""
+
+    keypoints_3d: float = 0.05
+    keypoints_2d: float = 0.01
+    global_orient: float = 0.001
+    body_pose: float = 0.001
+    betas: float = 0.0005
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (stored as the checkpoint's ``recipe``)."""
+
+    preset: str = "tiny"
+    world: str = "default"
+    split: str = "train"
+    mask_kind: str = "mask"
+    steps: int = 600
+    batch: int = 16
+    # HMR2.0 fine-tunes a pretrained ViTPose at lr 1e-5; from scratch on small data that is far too
+    # slow, so the default is 10x larger with warm-up + cosine decay (wd as HMR2.0).
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" | "constant"
+    warmup: int = 50
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (fp16 only with cuda; uses a GradScaler)
+    num_workers: int = 0
+    save_every: int = 100
+    log_every: int = 10
+    cache: bool = True  # preload crops once into a uint8 tensor file under data/cache/
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        aug = AugmentConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("augment", {}).items()}
+        )
+        lw = LossWeights(**d.pop("loss_weights", {}))
+        return TrainConfig(augment=aug, loss_weights=lw, **d)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class CropCache:
+    """All crops of one split preloaded in memory (uint8 images, labels as float32 tensors).
+
+    images (N,S,S,3) uint8 RGB; masks (N,S,S) uint8 0..255; global_orient (N,3); body_pose (N,69);
+    betas (N,10); transl (N,3); joints2d (N,44,3); occlusion (N,); clip_id list[str]; frame (N,) int64.
+    """
+
+    images: Tensor
+    masks: Tensor
+    labels: dict[str, Tensor]
+    clip_id: list[str]
+    frame: Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "masks": self.masks,
+            "labels": self.labels,
+            "clip_id": self.clip_id,
+            "frame": self.frame,
+        }
+
+
+def build_crop_cache(dataset: Dataset, *, progress: bool = True, desc: str = "caching crops") -> CropCache:
+    """Iterate a ``CropDataset``-like dataset once (no augmentation) and keep its crops as uint8."""
+    n = len(dataset)  # type: ignore[arg-type]
+    if n == 0:
+        raise ValueError("build_crop_cache: the dataset is empty")
+    imgs, masks, frames, clips = [], [], [], []
+    labels: dict[str, list] = {k: [] for k in LABEL_KEYS}
+    for i in tqdm(range(n), desc=desc, disable=not progress):
+        it = dataset[i]
+        hwc = normalized_to_hwc255(it["img"])
+        imgs.append(torch.from_numpy(np.clip(np.rint(hwc), 0, 255).astype(np.uint8)))
+        m = it.get("person_mask")
+        m = torch.zeros(hwc.shape[:2]) if m is None else torch.as_tensor(m, dtype=torch.float32)
+        masks.append((m.clamp(0, 1) * 255).round().to(torch.uint8))
+        for k in LABEL_KEYS:
+            labels[k].append(torch.as_tensor(np.asarray(it[k], dtype=np.float32)))
+        frames.append(int(it.get("frame", i)))
+        clips.append(str(it.get("clip_id", "")))
+    return CropCache(
+        images=torch.stack(imgs),
+        masks=torch.stack(masks),
+        labels={k: torch.stack(v) for k, v in labels.items()},
+        clip_id=clips,
+        frame=torch.tensor(frames, dtype=torch.int64),
+    )
+
+
+def world_data_version(root: str | Path) -> str:
+    """Short sha256 of a world's ``meta.json`` (the data version stored with checkpoints)."""
+    meta = Path(root) / "meta.json"
+    if not meta.exists():
+        raise FileNotFoundError(f"{meta}: world meta.json missing (world incomplete or wrong --world root)")
+    return hashlib.sha256(meta.read_bytes()).hexdigest()[:16]
+
+
+def load_or_build_cache(
+    root: str | Path,
+    split: str,
+    *,
+    mask_kind: str = "mask",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> CropCache:
+    """Cached crops of ``<root>/<split>`` in ``data/cache/`` keyed by world version, split and mask kind."""
+    from ..data.datasets import CropDataset
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "cache"
+    key = f"crops_{Path(root).name}_{split}_{mask_kind}_{world_data_version(root)}.pt"
+    path = cache_dir / key
+    if path.exists():
+        d = torch.load(path, weights_only=True)
+        return CropCache(**d)
+    cache = build_crop_cache(
+        CropDataset(root, split, mask_kind=mask_kind), progress=progress, desc=f"caching {split} crops"
+    )
+    with atomic_path(path) as tmp:
+        torch.save(cache.to_dict(), tmp)
+    return cache
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator for one sample's augmentation: a pure function of (seed, epoch, index)."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+class AugmentedCrops(Dataset):
+    """Training view of a :class:`CropCache`; items are addressed by ``(index, epoch)`` pairs."""
+
+    def __init__(self, cache: CropCache, augment: AugmentConfig | None, seed: int):
+        self.cache, self.augment, self.seed = cache, augment, seed
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Tensor]:
+        idx, epoch = key if isinstance(key, tuple) else (key, 0)
+        c = self.cache
+        img = c.images[idx].numpy()
+        mask = c.masks[idx].numpy().astype(np.float32) / 255.0
+        lab = {k: v[idx].numpy() for k, v in c.labels.items()}
+        if self.augment is not None:
+            img, mask, lab = augment_sample(img, mask, lab, sample_rng(self.seed, epoch, idx), self.augment)
+        out = {k: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32) for k, v in lab.items()}
+        out["img"] = hwc255_to_normalized(np.asarray(img))
+        out["person_mask"] = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
+        return out
+
+
+class StepBatchSampler(Sampler):
+    """Batches for steps ``start .. total-1``: sample position ``p = step*B + j`` -> epoch ``p // N``,
+    index ``perm_epoch[p % N]`` with ``perm_epoch = randperm(N, seed + epoch)``. Yields lists of
+    ``(index, epoch)``; deterministic and resumable at any step."""
+
+    def __init__(self, n: int, batch: int, seed: int, start: int, total: int):
+        self.n, self.batch, self.seed, self.start, self.total = n, batch, seed, start, total
+        self._perms: dict[int, Tensor] = {}
+
+    def _perm(self, epoch: int) -> Tensor:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms = {epoch: torch.randperm(self.n, generator=g)}
+        return self._perms[epoch]
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total):
+            out = []
+            for p in range(step * self.batch, (step + 1) * self.batch):
+                e = p // self.n
+                out.append((int(self._perm(e)[p % self.n]), e))
+            yield out
+
+
+def _worker_init(worker_id: int) -> None:
+    # augmentation draws from per-sample generators; seed the rest anyway for library code in workers
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)  # noqa: NPY002 (legacy global RNG of library code)
+    random.seed(s)
+
+
+# --------------------------------------------------------------------------- losses
+def gt_body(smpl: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """GT joints/vertices from the body model applied to GT (θ, β) (no translation)."""
+    pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1)
+    return smpl.from_axis_angle(pose, batch["betas"])
+
+
+def compute_losses(
+    out: dict[str, Tensor],
+    batch: dict[str, Tensor],
+    gt_joints44: Tensor,
+    weights: LossWeights = LossWeights(),
+) -> dict[str, Tensor]:
+    """HMR2.0 loss terms (each a scalar, batch-mean of per-sample sums) and their weighted ``total``.
+
+    out: model outputs ``rotmat`` (B,24,3,3), ``betas`` (B,10), ``joints3d`` (B,44,3) m,
+    ``joints2d`` (B,44,2) normalised crop coords; batch: GT ``global_orient`` (B,3), ``body_pose``
+    (B,69) axis-angle, ``betas`` (B,10), ``joints2d`` (B,44,3) normalised + visibility;
+    gt_joints44: (B,44,3) m from the body model.
+    """
+    pred3d = out["joints3d"].float()
+    pred3d = pred3d - pred3d[:, PELVIS_INDEX : PELVIS_INDEX + 1]
+    gt3d = gt_joints44 - gt_joints44[:, PELVIS_INDEX : PELVIS_INDEX + 1]
+    l3d = (pred3d - gt3d).abs().sum(dim=(1, 2)).mean()
+    kp = batch["joints2d"]
+    vis = kp[..., 2:3]
+    l2d = (vis * (out["joints2d"].float() - kp[..., :2]).abs()).sum(dim=(1, 2)).mean()
+    gt_rot = roma.rotvec_to_rotmat(
+        torch.cat([batch["global_orient"], batch["body_pose"]], -1).view(-1, 24, 3)
+    )
+    rot = out["rotmat"].float()
+    lgo = ((rot[:, 0] - gt_rot[:, 0]) ** 2).sum(dim=(1, 2)).mean()
+    lbp = ((rot[:, 1:] - gt_rot[:, 1:]) ** 2).sum(dim=(1, 2, 3)).mean()
+    lbe = ((out["betas"].float() - batch["betas"]) ** 2).sum(dim=1).mean()
+    w = weights
+    total = (
+        w.keypoints_3d * l3d
+        + w.keypoints_2d * l2d
+        + w.global_orient * lgo
+        + w.body_pose * lbp
+        + w.betas * lbe
+    )
+    return {
+        "total": total,
+        "keypoints_3d": l3d,
+        "keypoints_2d": l2d,
+        "global_orient": lgo,
+        "body_pose": lbp,
+        "betas": lbe,
+    }
+
+
+# --------------------------------------------------------------------------- optimisation
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over trainable parameters + LambdaLR (linear warm-up, then cosine to 0 or constant)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm, total, kind = cfg.warmup, cfg.steps, cfg.schedule
+    if kind not in ("cosine", "constant"):
+        raise ValueError(f"TrainConfig.schedule must be 'cosine' or 'constant', got {kind!r}")
+
+    def factor(step: int) -> float:
+        if warm > 0 and step < warm:
+            return (step + 1) / warm
+        if kind == "constant":
+            return 1.0
+        t = (step - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _rng_state() -> dict[str, Any]:
+    st = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])  # noqa: NPY002
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def save_train_state(
+    path: Path,
+    model,
+    opt,
+    sched,
+    scaler,
+    step: int,
+    history: list[dict],
+    cfg: TrainConfig,
+    wall_s: float = 0.0,
+) -> None:
+    """Atomic resumable state: model, optimizer, scheduler, scaler, RNG states, step, history, config,
+    cumulative training wall time (s)."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": _rng_state(),
+        "step": step,
+        "history": history,
+        "config": cfg.to_dict(),
+        "wall_s": wall_s,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def write_history(out: Path, history: list[dict]) -> pd.DataFrame:
+    """Loss history CSV + loss-curve PNG (atomic)."""
+    df = pd.DataFrame(history)
+    with atomic_path(out / HISTORY_FILE) as tmp:
+        df.to_csv(tmp, index=False)
+    if len(df):
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for col in ("total", "keypoints_3d", "keypoints_2d", "body_pose"):
+            if col in df:
+                ax.plot(df["step"], df[col], label=col)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (batch mean)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_path(out / CURVE_FILE) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)
+    return df
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: pd.DataFrame
+    out_dir: Path
+    steps_done: int
+    wall_s: float  # cumulative training wall time over resumed runs (s)
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    model: nn.Module | None = None,
+    dataset: Dataset | CropCache | None = None,
+    stop_at: int | None = None,
+    progress: bool = True,
+    final_save: bool = True,
+    data_version: str | None = None,
+) -> TrainResult:
+    """Train (or resume) one model.
+
+    model: an HMR-interface module (defaults to ``build_model(cfg.preset)``); it must expose ``.smpl``
+    with ``from_axis_angle`` for the GT joints. dataset: a CropDataset-like dataset or a prepared
+    :class:`CropCache` (default: the world ``cfg.world``'s ``cfg.split`` via the crop cache).
+    stop_at: stop (and save state) after this many total steps — simulates an interruption.
+    final_save: write the shipped checkpoint (``checkpoints.save_checkpoint``) once ``cfg.steps`` is reached.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    if cfg.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs --device cuda (use bf16 or fp32 on cpu)")
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)  # noqa: NPY002
+    random.seed(cfg.seed)
+
+    # data
+    if isinstance(dataset, CropCache):
+        cache = dataset
+    elif dataset is not None:
+        cache = build_crop_cache(dataset, progress=progress)
+    else:
+        from ..data.datasets import world_root
+
+        root = world_root(cfg.world)
+        data_version = data_version or world_data_version(root)
+        if cfg.cache:
+            cache = load_or_build_cache(root, cfg.split, mask_kind=cfg.mask_kind, progress=progress)
+        else:
+            from ..data.datasets import CropDataset
+
+            cache = build_crop_cache(CropDataset(root, cfg.split, mask_kind=cfg.mask_kind), progress=progress)
+
+    if model is None:
+        from .hmr import build_model
+
+        model = build_model(cfg.preset)
+    model.to(device)
+    opt, sched = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+
+    step, history, wall_prev = 0, [], 0.0
+    state_path = out / STATE_FILE
+    if resume:
+        if not state_path.exists():
+            raise FileNotFoundError(f"--resume: no {STATE_FILE} in {out} (train without --resume first)")
+        # on the CPU: RNG states must stay CPU ByteTensors; load_state_dict moves the rest to the params
+        st = torch.load(state_path, weights_only=False, map_location="cpu")
+        if st["config"]["steps"] != cfg.steps or st["config"]["seed"] != cfg.seed:
+            raise ValueError(
+                f"--resume: {state_path} was made with steps={st['config']['steps']}, "
+                f"seed={st['config']['seed']}; got steps={cfg.steps}, seed={cfg.seed}"
+            )
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        if scaler is not None and st.get("scaler"):
+            scaler.load_state_dict(st["scaler"])
+        _set_rng_state(st["rng"])
+        step, history, wall_prev = int(st["step"]), list(st["history"]), float(st.get("wall_s", 0.0))
+
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    ds = AugmentedCrops(cache, cfg.augment, cfg.seed)
+    loader = DataLoader(
+        ds,
+        batch_sampler=StepBatchSampler(len(ds), cfg.batch, cfg.seed, step, end),
+        num_workers=cfg.num_workers,
+        worker_init_fn=_worker_init,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
+    smpl = model.smpl
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(total=end, initial=step, desc=f"train {cfg.preset}", disable=not progress)
+    for batch in loader:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with torch.no_grad():
+            gt = gt_body(smpl, batch)["joints44"].float()
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            pred = model(batch["img"], person_mask=batch["person_mask"])
+        losses = compute_losses(pred, batch, gt, cfg.loss_weights)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(losses["total"]).backward()
+            scaler.unscale_(opt)
+        else:
+            losses["total"].backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        sched.step()
+        step += 1
+        if not torch.isfinite(losses["total"]):
+            raise FloatingPointError(f"non-finite loss at step {step}: {losses['total'].item()}")
+        if step % cfg.log_every == 0 or step == end:
+            history.append(
+                {
+                    "step": step,
+                    "lr": sched.get_last_lr()[0],
+                    **{k: float(v.detach()) for k, v in losses.items()},
+                }
+            )
+            bar.set_postfix(loss=f"{history[-1]['total']:.4f}")
+        bar.update(1)
+        if step % cfg.save_every == 0 or step == end:
+            save_train_state(
+                state_path,
+                model,
+                opt,
+                sched,
+                scaler,
+                step,
+                history,
+                cfg,
+                wall_prev + time.perf_counter() - t0,
+            )
+            write_history(out, history)
+    bar.close()
+    wall = wall_prev + time.perf_counter() - t0  # cumulative over resumed runs
+    hist = write_history(out, history)
+
+    if final_save and step >= cfg.steps:
+        save_final(model, out, cfg, data_version=data_version, train_wall_s=wall)
+    return TrainResult(model=model, history=hist, out_dir=out, steps_done=step, wall_s=wall)
+
+
+def save_final(
+    model: nn.Module,
+    out: Path,
+    cfg: TrainConfig,
+    *,
+    data_version: str | None,
+    train_wall_s: float,
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    """Shipped checkpoint (safetensors fp16 + config.json) via ``models.checkpoints.save_checkpoint``."""
+    from . import checkpoints
+
+    recipe = {**cfg.to_dict(), "command": training_command(cfg, out)}
+    extra = {
+        "recipe": recipe,
+        "data_version": data_version,
+        "metrics": metrics or {},
+        "train_wall_s": round(train_wall_s, 1),
+        "manifest": manifest(cfg.to_dict(), seed=cfg.seed),
+    }
+    checkpoints.save_checkpoint(model, out, fp16=True, metadata=extra)
+    write_json(out / "train_run.json", extra)
+    return out
+
+
+def training_command(cfg: TrainConfig, out: Path) -> str:
+    return (
+        f"python -m fasthmr_lib.models.train --preset {cfg.preset} --world {cfg.world} --steps {cfg.steps} "
+        f"--batch {cfg.batch} --device {cfg.device} --lr {cfg.lr} --seed {cfg.seed} --out {out}"
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> TrainResult:
+    p = argparse.ArgumentParser(prog="python -m fasthmr_lib.models.train", description=__doc__.split("\n")[0])
+    d = TrainConfig()
+    p.add_argument("--preset", default=d.preset, help="model preset (tiny, small, ...)")
+    p.add_argument("--world", default=d.world, help="world profile under data/world/")
+    p.add_argument("--split", default=d.split)
+    p.add_argument("--mask-kind", default=d.mask_kind)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--schedule", default=d.schedule, choices=["cosine", "constant"])
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--workers", type=int, default=d.num_workers)
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--no-cache", action="store_true", help="do not preload crops into data/cache/")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--out", required=True, help="output folder (e.g. checkpoints/tiny)")
+    p.add_argument("--resume", action="store_true", help=f"continue from <out>/{STATE_FILE}")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (for testing)")
+    p.add_argument("--eval-split", default="test", help="split evaluated after training ('' = none)")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(
+        preset=a.preset,
+        world=a.world,
+        split=a.split,
+        mask_kind=a.mask_kind,
+        steps=a.steps,
+        batch=a.batch,
+        lr=a.lr,
+        weight_decay=a.weight_decay,
+        schedule=a.schedule,
+        warmup=a.warmup,
+        seed=a.seed,
+        device=a.device,
+        precision=a.precision,
+        num_workers=a.workers,
+        save_every=a.save_every,
+        log_every=a.log_every,
+        cache=not a.no_cache,
+        augment=AugmentConfig(
+            flip_rate=0.0, occluder_rate=0.0, trans_rate=0.0, scale_factor=0.0, color_scale=0.0
+        )
+        if a.no_augment
+        else AugmentConfig(),
+    )
+    res = train(cfg, a.out, resume=a.resume, stop_at=a.stop_at, final_save=False)
+    if res.steps_done >= cfg.steps:
+        from ..data.datasets import world_root
+
+        root = world_root(cfg.world)
+        metrics: dict[str, float] = {}
+        if a.eval_split:
+            from ..data.datasets import CropDataset
+            from ..eval.evaluate import evaluate, summarize
+
+            df = evaluate(
+                res.model,
+                CropDataset(root, a.eval_split, mask_kind=cfg.mask_kind),
+                batch_size=max(cfg.batch, 32),
+                device=cfg.device,
+            )
+            s = summarize(df)
+            row = s.iloc[0]
+            metrics = {
+                f"{a.eval_split}_{k}": float(row[k])
+                for k in ("mpjpe", "pa_mpjpe", "pve", "accel")
+                if k in row
+            }
+            print(s.to_string())
+        save_final(
+            res.model,
+            res.out_dir,
+            cfg,
+            data_version=world_data_version(root),
+            train_wall_s=res.wall_s,
+            metrics=metrics,
+        )
+    return res
+
+
+if __name__ == "__main__":
+    main()

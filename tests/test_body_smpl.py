@@ -1,0 +1,218 @@
+"""Body model: HMR2.0 44-joint layout, vertex picks, folder resolution and errors, chumpy-free .pkl."""
+
+import json
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import roma
+import scipy.sparse
+import torch
+from conftest import fake_smpl_arrays, fake_vertex_picks
+
+from fasthmr_lib.body import smpl as body_smpl
+from fasthmr_lib.body.smpl import (
+    PELVIS_INDEX,
+    BodyModelNotFound,
+    load_body_model,
+    read_smpl_pkl,
+    resolve_smpl_dir,
+)
+
+
+def random_pose(B, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    R = roma.rotvec_to_rotmat(0.4 * torch.randn(B, 24, 3, generator=g))
+    return R[:, :1], R[:, 1:], torch.randn(B, 10, generator=g)
+
+
+def test_joints44_layout(fake_body, fake_smpl_dir):
+    go, bp, betas = random_pose(3)
+    out = fake_body(go, bp, betas)
+    assert out["vertices"].shape == (3, 6890, 3)
+    assert out["joints24"].shape == (3, 24, 3)
+    assert out["joints44"].shape == (3, 44, 3)
+    j19 = torch.as_tensor(np.load(fake_smpl_dir / "SMPL_to_J19.npy"))
+    # pelvis (index 39) is J19 joint 14 regressed from the vertices
+    assert PELVIS_INDEX == 39
+    torch.testing.assert_close(out["joints44"][:, 39], torch.einsum("v,bvc->bc", j19[14], out["vertices"]))
+    torch.testing.assert_close(out["joints44"][:, 25:], torch.einsum("jv,bvc->bjc", j19, out["vertices"]))
+    # OpenPose part: mid-hip (8) = SMPL pelvis (0); neck (1) = SMPL joint 12; R wrist (4) = SMPL 21
+    for op, sj in ((8, 0), (1, 12), (4, 21), (12, 1)):
+        torch.testing.assert_close(out["joints44"][:, op], out["joints24"][:, sj])
+    # vertex-picked joints come from vertex_picks.json (not smplx's defaults)
+    picks = json.loads((fake_smpl_dir / "vertex_picks.json").read_text())
+    assert picks == fake_vertex_picks(0)
+    for op, name in ((0, "nose"), (15, "reye"), (19, "LBigToe"), (24, "RHeel")):
+        torch.testing.assert_close(out["joints44"][:, op], out["vertices"][:, picks[name]])
+
+
+def test_without_vertex_picks_file_smplx_defaults_are_used(make_smpl_dir, tmp_path):
+    body = load_body_model(make_smpl_dir(tmp_path / "p", picks=False))
+    out = body(*random_pose(1))
+    torch.testing.assert_close(out["joints44"][:, 0], out["vertices"][:, 332])  # smplx SMPL-H nose id
+
+
+def test_rest_pose_hand_case_and_translation(fake_body):
+    a = fake_smpl_arrays(0)
+    eye = torch.eye(3).expand(2, 24, 3, 3)
+    betas = torch.zeros(2, 10)
+    betas[1, 3] = 2.0
+    out = fake_body(eye[:, :1], eye[:, 1:], betas)
+    v_expect = a["v_template"] + 2.0 * a["shapedirs"][:, :, 3]
+    torch.testing.assert_close(out["vertices"][0], torch.as_tensor(a["v_template"], dtype=torch.float32))
+    torch.testing.assert_close(out["vertices"][1], torch.as_tensor(v_expect, dtype=torch.float32))
+    torch.testing.assert_close(
+        out["joints24"][1],
+        torch.as_tensor(a["J_regressor"] @ v_expect, dtype=torch.float32),
+        atol=1e-5,
+        rtol=0,
+    )
+    t = torch.tensor([[0.5, -1.0, 3.0], [0.0, 0.0, 1.0]])
+    moved = fake_body(eye[:, :1], eye[:, 1:], betas, transl=t)
+    for k in ("vertices", "joints24", "joints44"):
+        torch.testing.assert_close(moved[k], out[k] + t[:, None], atol=1e-5, rtol=0)
+
+
+def test_from_axis_angle_matches_rotation_matrices(fake_body):
+    g = torch.Generator().manual_seed(3)
+    aa = 0.5 * torch.randn(2, 72, generator=g)
+    betas = torch.randn(2, 10, generator=g)
+    R = roma.rotvec_to_rotmat(aa.reshape(2, 24, 3))
+    a = fake_body.from_axis_angle(aa, betas)
+    b = fake_body(R[:, 0], R[:, 1:], betas)
+    torch.testing.assert_close(a["joints44"], b["joints44"])
+    assert fake_body.faces.shape == (13776, 3) and fake_body.faces.dtype == np.int64
+    assert fake_body.num_vertices == 6890
+
+
+def test_resolve_order_and_missing_model_message(fake_smpl_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("FASTHMR_SMPL_DIR", raising=False)
+    monkeypatch.setenv("FASTHMR_DATA", str(tmp_path / "data"))
+    with pytest.raises(BodyModelNotFound) as e:
+        resolve_smpl_dir()
+    msg = str(e.value)
+    assert "SMPL_NEUTRAL.pkl" in msg and "FASTHMR_SMPL_DIR" in msg and "build_body_model" in msg
+    assert str(tmp_path / "data" / "body_model") in msg
+    monkeypatch.setenv("FASTHMR_SMPL_DIR", str(fake_smpl_dir))
+    assert resolve_smpl_dir() == fake_smpl_dir.resolve()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BodyModelNotFound, match="SMPL_NEUTRAL"):
+        resolve_smpl_dir(empty)  # the argument wins over the environment variable
+    with pytest.raises(ValueError, match="gender"):
+        resolve_smpl_dir(fake_smpl_dir, gender="other")
+
+
+def test_missing_j19_regressor_is_named(make_smpl_dir, tmp_path):
+    d = make_smpl_dir(tmp_path / "noj19")
+    (d / "SMPL_to_J19.npy").unlink()
+    with pytest.raises(BodyModelNotFound, match="SMPL_to_J19"):
+        load_body_model(d)
+
+
+# --------------------------------------------------------------------------------------------
+# a pickle with the structure of the official SMPL files (chumpy arrays, scipy sparse regressor)
+
+
+def _fake_chumpy_modules():
+    ch = types.ModuleType("chumpy.ch")
+    reordering = types.ModuleType("chumpy.reordering")
+
+    class Ch:  # like chumpy.ch.Ch: value in ``x``, weak-ref caches dropped in __getstate__
+        dterms = ["x"]
+
+        def __init__(self, x):
+            self.x = np.asarray(x)
+            self._dirty_vars = set()
+            self._itr = None
+            self._make_dense = False
+            self._make_sparse = False
+            self._parents = {}
+            self._cache = {"r": None}
+
+        def __getstate__(self):
+            d = dict(self.__dict__)
+            del d["_parents"], d["_cache"]
+            return d
+
+    class transpose(Ch):  # noqa: N801  (chumpy's class name)
+        def __init__(self, a, axes):
+            self.a, self.axes = a, axes
+            self._dirty_vars, self._itr, self._parents, self._cache = set(), None, {}, {}
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    transpose.__module__, transpose.__qualname__ = "chumpy.reordering", "transpose"
+    ch.Ch, reordering.transpose = Ch, transpose
+    root = types.ModuleType("chumpy")
+    root.ch, root.reordering = ch, reordering
+    return {"chumpy": root, "chumpy.ch": ch, "chumpy.reordering": reordering}
+
+
+def write_chumpy_smpl_pkl(path, monkeypatch, seed=0):
+    a = fake_smpl_arrays(seed)
+    mods = _fake_chumpy_modules()
+    with monkeypatch.context() as m:
+        for name, mod in mods.items():
+            m.setitem(sys.modules, name, mod)
+        Ch, transpose = mods["chumpy.ch"].Ch, mods["chumpy.reordering"].transpose
+        data = {
+            "v_template": Ch(a["v_template"]),
+            "shapedirs": Ch(a["shapedirs"]),
+            # stored transposed inside a reordering node, to exercise chumpy.reordering.*
+            "posedirs": transpose(Ch(np.transpose(a["posedirs"], (2, 0, 1))), (1, 2, 0)),
+            "J_regressor": scipy.sparse.csc_matrix(a["J_regressor"]),
+            "J_regressor_prior": scipy.sparse.csc_matrix(a["J_regressor"]),
+            "weights": Ch(a["weights"]),
+            "kintree_table": a["kintree_table"].astype(np.uint32),
+            "f": a["f"].astype(np.uint32),
+            "J": Ch(a["J_regressor"] @ a["v_template"]),
+            "bs_style": "lbs",
+            "bs_type": "lrotmin",
+        }
+        with open(path, "wb") as fh:
+            pickle.dump(data, fh, protocol=2)
+    assert "chumpy" not in sys.modules
+    return a
+
+
+def test_chumpy_pickle_converts_without_chumpy(make_smpl_dir, fake_smpl_dir, tmp_path, monkeypatch):
+    d = make_smpl_dir(tmp_path / "real_like")
+    (d / "SMPL_NEUTRAL.npz").unlink()
+    a = write_chumpy_smpl_pkl(d / "SMPL_NEUTRAL.pkl", monkeypatch)
+    with pytest.raises(ImportError):
+        __import__("chumpy")
+    arrays = read_smpl_pkl(d / "SMPL_NEUTRAL.pkl")
+    for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f"):
+        np.testing.assert_allclose(arrays[k], a[k], rtol=0, atol=1e-12, err_msg=k)
+    body = load_body_model(d)  # converts once to SMPL_NEUTRAL.npz next to the pickle
+    assert (d / "SMPL_NEUTRAL.npz").is_file()
+    ref = load_body_model(fake_smpl_dir)  # same arrays written directly as .npz
+    pose = random_pose(2, seed=5)
+    torch.testing.assert_close(body(*pose)["joints44"], ref(*pose)["joints44"], atol=0, rtol=0)
+    torch.testing.assert_close(body(*pose)["vertices"], ref(*pose)["vertices"], atol=0, rtol=0)
+
+
+def test_read_only_folder_converts_into_cache(make_smpl_dir, tmp_path, monkeypatch):
+    d = make_smpl_dir(tmp_path / "ro")
+    (d / "SMPL_NEUTRAL.npz").unlink()
+    write_chumpy_smpl_pkl(d / "SMPL_NEUTRAL.pkl", monkeypatch)
+    monkeypatch.setenv("FASTHMR_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(body_smpl.os, "access", lambda p, mode: False)  # tests may run as root
+    body = load_body_model(d)
+    assert not (d / "SMPL_NEUTRAL.npz").exists()
+    cached = list((tmp_path / "data" / "smpl_cache").glob("*/SMPL_NEUTRAL.npz"))
+    assert len(cached) == 1 and body.num_vertices == 6890
+
+
+def test_pickle_with_foreign_globals_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("should never run",))
+
+    p = tmp_path / "SMPL_NEUTRAL.pkl"
+    p.write_bytes(pickle.dumps({"v_template": Evil()}, protocol=2))
+    with pytest.raises(ValueError, match="refusing to load global .*print"):
+        read_smpl_pkl(p)

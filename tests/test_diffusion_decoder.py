@@ -1,0 +1,134 @@
+"""Windowing and the one-step decoder (fasthmr_lib/diffusion/decoder.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
+from fasthmr_lib.diffusion import decoder as D
+from fasthmr_lib.diffusion.denoiser import LatentDenoiser, denoiser_config
+from fasthmr_lib.diffusion.vae import MotionVAE
+
+
+def test_resample_linear_signal_roundtrip_exact():
+    T, F = 37, 16
+    t = torch.arange(T, dtype=torch.float64)
+    x = torch.stack([2 * t + 1, -0.5 * t], 1)
+    y = D.resample_time(x, F)
+    torch.testing.assert_close(y[[0, -1]], x[[0, -1]])
+    torch.testing.assert_close(D.resample_time(y, T), x)  # a linear-in-time signal survives T -> F -> T
+    # a smooth signal comes back closely (short clip resampled up and back; end points exact)
+    s = torch.sin(torch.linspace(0, 3, 10, dtype=torch.float64))[:, None]
+    back = D.resample_time(D.resample_time(s, 243), 10)
+    assert (back - s).abs().max() < 2e-3 and (back - s)[[0, -1]].abs().max() < 1e-12
+
+
+def test_window_plan_cases():
+    assert D.window_plan(10, 16) == [(0, 10)]
+    assert D.window_plan(32, 16) == [(0, 16), (16, 32)]
+    assert D.window_plan(40, 16) == [(0, 16), (16, 32), (24, 40)]
+    assert D.window_plan(40, 16, tail="resample") == [(0, 16), (16, 32), (32, 40)]
+    assert D.window_plan(40, 16, overlap=4) == [(0, 16), (12, 28), (24, 40)]
+    with pytest.raises(ValueError, match="overlap"):
+        D.window_plan(40, 16, overlap=16)
+    with pytest.raises(ValueError, match="tail"):
+        D.window_plan(40, 16, tail="pad")
+
+
+@pytest.mark.parametrize(
+    "T,overlap,tail",
+    [(7, 0, "shift"), (16, 0, "shift"), (50, 0, "shift"), (50, 5, "shift"), (50, 3, "resample")],
+)
+def test_split_merge_roundtrip(T, overlap, tail):
+    F = 16
+    x = torch.randn(T, 5, dtype=torch.float64)
+    plan = D.window_plan(T, F, overlap, tail)
+    w = D.split_windows(x, F, plan)
+    assert w.shape == (len(plan), F, 5)
+    back = D.merge_windows(w, plan, T)
+    short = [(a, b) for a, b in plan if b - a < F]  # resampled to F and back: end points exact
+    full_end = short[0][0] if short else T
+    torch.testing.assert_close(back[:full_end], x[:full_end])
+    for a, b in short:
+        torch.testing.assert_close(back[[a, b - 1]], x[[a, b - 1]])
+    covered = torch.zeros(T, dtype=torch.bool)
+    for a, b in plan:
+        covered[a:b] = True
+    assert covered.all()
+
+
+@pytest.fixture
+def tiny_decoder(fake_body):
+    torch.manual_seed(0)
+    vae = MotionVAE("tiny").eval()
+    den = LatentDenoiser(denoiser_config("tiny", dropout=0.0)).eval()
+    hb = HybrIKBody.from_smpl(fake_body)
+    stats = FeatureStats(torch.zeros(133), torch.full((133,), 0.1))
+    return D.DiffusionDecoder(vae, den, hb, stats, latent_scale=2.0)
+
+
+def test_decoder_one_step_path(tiny_decoder):
+    dec = tiny_decoder
+    tokens, betas = torch.randn(40, 64), torch.randn(10)
+    out = dec(tokens, betas, seed=3)
+    assert out["rotmat"].shape == (40, 24, 3, 3) and out["body_pose"].shape == (40, 69)
+    assert out["features"].shape == (40, 133)
+    R = out["rotmat"]
+    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3).expand_as(R), atol=1e-5, rtol=0)
+    torch.testing.assert_close(roma.rotvec_to_rotmat(out["global_orient"]), R[:, 0], atol=1e-5, rtol=0)
+    # deterministic for a seed
+    torch.testing.assert_close(dec(tokens, betas, seed=3)["rotmat"], R)
+    # the one-step latent is -v̂(z_T, 999, cond) / latent_scale, decoded by the VAE
+    plan = D.window_plan(40, 16)
+    cond = D.split_windows(tokens, 16, plan)
+    noise = dec._noise(len(plan), 3)
+    with torch.no_grad():
+        z = -dec.denoiser(noise, torch.tensor(999), cond) / 2.0
+        manual = dec.stats.unnormalize(dec.vae.decode(z))
+    torch.testing.assert_close(dec.latents(cond, noise), z, atol=1e-6, rtol=0)
+    from fasthmr_lib.body.hybrik import twist_unit
+
+    torch.testing.assert_close(dec.decode_windows(cond, seed=3), twist_unit(manual), atol=1e-5, rtol=0)
+
+
+def test_streaming_equals_batch(tiny_decoder):
+    dec = tiny_decoder
+    dec.tail = "resample"
+    tokens, betas = torch.randn(45, 64), torch.randn(45, 10)
+    ref = dec(tokens, betas, seed=1)
+    st = dec.stream(seed=1)
+    outs = [st.push(tokens[i : i + 7], betas[i : i + 7]) for i in range(0, 45, 7)]
+    outs.append(st.flush())
+    got = torch.cat([o["features"] for o in outs if o])
+    assert got.shape == (45, 133)
+    torch.testing.assert_close(got, ref["features"], atol=1e-5, rtol=0)
+    rot = torch.cat([o["rotmat"] for o in outs if o])
+    torch.testing.assert_close(rot, ref["rotmat"], atol=1e-3, rtol=0)  # IK of random-network joints
+
+
+def test_decoder_checks_shapes(tiny_decoder, fake_body):
+    with pytest.raises(ValueError, match="tokens must be"):
+        tiny_decoder(torch.randn(10, 63), torch.zeros(10))
+    with pytest.raises(ValueError, match="VAE features"):
+        D.DiffusionDecoder(
+            tiny_decoder.vae, tiny_decoder.denoiser, HybrIKBody.from_smpl(fake_body, representation="rot6d"),
+            FeatureStats.identity(144),
+        )  # fmt: skip
+
+
+def test_evaluate_poses_zero_for_gt_and_pa_invariant(fake_body):
+    g = torch.Generator().manual_seed(0)
+    pose = torch.randn(6, 72, generator=g) * 0.3
+    betas = torch.randn(6, 10, generator=g)
+    gt = {"c": {"pose": pose, "betas": betas}}
+    R = roma.rotvec_to_rotmat(pose.reshape(6, 24, 3))
+    df = D.evaluate_poses(fake_body, {"c": {"rotmat": R, "betas": betas}}, gt, method="gt")
+    assert len(df) == 6 and df["method"].eq("gt").all() and np.isnan(df["accel"].iloc[[0, -1]]).all()
+    assert df[["mpjpe", "pa_mpjpe", "pve"]].abs().max().max() < 1e-3 and df["accel"].abs().max() < 1e-3
+    R2 = R.clone()
+    R2[:, 0] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.4, 0.0])) @ R[:, 0]  # a global rotation
+    df2 = D.evaluate_poses(fake_body, {"c": {"rotmat": R2, "betas": betas}}, gt, protocol="emdb24")
+    assert df2["mpjpe"].min() > 1.0 and df2["pa_mpjpe"].max() < 1e-2

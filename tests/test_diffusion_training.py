@@ -1,0 +1,142 @@
+"""Training of the diffusion decoder (fasthmr_lib/diffusion/training.py): data windows, augmentation,
+checkpoints, and resuming an interrupted run with identical results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import roma
+import torch
+
+from fasthmr_lib.body.hybrik import HybrIKBody
+from fasthmr_lib.diffusion import training as TR
+from fasthmr_lib.diffusion.decoder import DiffusionDecoder
+
+
+@pytest.fixture
+def hb(fake_body):
+    return HybrIKBody.from_smpl(fake_body)
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return TR.procedural_motion(3, n_frames=40, seed=0, kinds=("walk", "wave", "squat"))
+
+
+def test_window_positions_properties():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        p = TR.window_positions(rng, 100, 16, p_reverse=0.5, p_warp=0.5)
+        assert p.shape == (16,) and p.min() >= 0 and p.max() <= 99
+        d = np.diff(p)
+        assert (d > 0).all() or (d < 0).all()  # monotonic (forward or reversed)
+    p = TR.window_positions(rng, 8, 16, 0.0, 0.0)  # short clip: resampled over the whole clip
+    np.testing.assert_allclose(p, np.linspace(0, 7, 16))
+    p = TR.window_positions(np.random.default_rng(1), 8, 16, 1.0, 0.0)
+    np.testing.assert_allclose(p, np.linspace(7, 0, 16))
+    x = torch.arange(10.0)[:, None]
+    torch.testing.assert_close(
+        TR.gather_positions(x, np.array([0.5, 3.25, 9.0])), torch.tensor([[0.5], [3.25], [9.0]])
+    )
+
+
+def test_rotate_features_matches_rotated_global_orient(hb, motion):
+    c = motion[0]
+    f = TR.clips_to_features([c], hb)[0]
+    assert f.shape == (40, 133)
+    R = TR.view_rotation(np.random.default_rng(3))
+    torch.testing.assert_close(R @ R.T, torch.eye(3), atol=1e-6, rtol=0)
+    go = roma.rotmat_to_rotvec(R @ roma.rotvec_to_rotmat(torch.as_tensor(c["global_orient"])))
+    f2 = TR.clips_to_features([dict(c, global_orient=go.numpy())], hb)[0]
+    torch.testing.assert_close(TR.rotate_features(f, R), f2, atol=1e-5, rtol=0)
+
+
+def _vae_cfg(**kw):
+    base = dict(
+        preset="tiny", steps=6, batch_size=4, lr=1e-3, ckpt_every=3, seed=1, p_reverse=0.5, p_warp=0.5
+    )
+    return TR.VAETrainConfig(**(base | kw))
+
+
+def test_vae_resume_identical(hb, motion, tmp_path):
+    feats = TR.clips_to_features(motion, hb)
+    full, _, r_full = TR.train_vae(feats, hb, _vae_cfg(), tmp_path / "full", progress=False)
+    assert r_full.complete and r_full.step == 6
+    part, _, r1 = TR.train_vae(feats, hb, _vae_cfg(stop_after=3), tmp_path / "part", progress=False)
+    assert (r1.step, r1.complete) == (3, False)
+    assert TR.read_json(tmp_path / "part" / "config.json")["step"] == 3
+    resumed, _, r2 = TR.train_vae(feats, hb, _vae_cfg(), tmp_path / "part", progress=False)
+    assert (r2.step, r2.complete) == (6, True)
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
+    h1 = pd.read_csv(tmp_path / "full" / "loss_history.csv")
+    h2 = pd.read_csv(tmp_path / "part" / "loss_history.csv")
+    pd.testing.assert_frame_equal(h1, h2)
+    assert list(h1["step"]) == [1, 2, 3, 4, 5, 6] and {"loss", "rec", "kl"} <= set(h1.columns)
+    # a different config refuses to resume into the same folder
+    with pytest.raises(ValueError, match="different configuration"):
+        TR.train_vae(feats, hb, _vae_cfg(lr=5e-4), tmp_path / "part", progress=False)
+    # reload the export
+    vae, stats, meta = TR.load_vae(tmp_path / "full")
+    assert meta["representation"] == "hybrik" and meta["leaf_ids"] == list(hb.leaf_ids) and meta["complete"]
+    for a, b in zip(full.state_dict().values(), vae.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_denoiser_training_resume_and_decoder_load(fake_body, hb, motion, tmp_path):
+    feats = TR.clips_to_features(motion, hb)
+    vae, stats, _ = TR.train_vae(feats, hb, _vae_cfg(steps=3), tmp_path / "vae", progress=False)
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.randn(f.shape[0], 64, generator=g), f) for f in feats]
+    base = dict(preset="tiny", steps=4, batch_size=3, ckpt_every=2, seed=2, lr=1e-3, p_terminal=0.3)
+    den_full, scale, r = TR.train_denoiser(
+        pairs, vae, stats, TR.DenoiserTrainConfig(**base), tmp_path / "d1", progress=False
+    )
+    assert r.complete and scale > 0
+    TR.train_denoiser(
+        pairs, vae, stats, TR.DenoiserTrainConfig(**base, stop_after=2), tmp_path / "d2", progress=False
+    )
+    den_res, scale2, r2 = TR.train_denoiser(
+        pairs, vae, stats, TR.DenoiserTrainConfig(**base), tmp_path / "d2", progress=False
+    )
+    assert r2.step == 4 and scale2 == scale
+    for a, b in zip(den_full.state_dict().values(), den_res.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    meta = TR.read_json(tmp_path / "d1" / "config.json")
+    assert meta["objective"] == "v+eps" and meta["scheduler"]["rescale_betas_zero_snr"]
+    dec = DiffusionDecoder.from_checkpoints(tmp_path / "vae", tmp_path / "d1", fake_body)
+    out = dec(pairs[0][0], torch.zeros(10))
+    assert out["rotmat"].shape == (40, 24, 3, 3) and torch.isfinite(out["rotmat"]).all()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        TR.load_vae(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="format"):
+        TR.load_vae(tmp_path / "d1")
+
+
+def test_extract_head_tokens_groups_and_orders():
+    class Frames(torch.utils.data.Dataset):
+        items = [("b", 1), ("a", 2), ("a", 0), ("b", 0), ("a", 1)]
+
+        def __len__(self):
+            return len(self.items)
+
+        def __getitem__(self, i):
+            cid, fr = self.items[i]
+            img = torch.full((3, 4, 4), float(fr) + (10 if cid == "b" else 0))
+            return {"img": img, "person_mask": torch.ones(4, 4), "clip_id": cid, "frame": fr}
+
+    calls = []
+
+    def model(img, mask=None):
+        calls.append(mask is not None)
+        v = img.mean((1, 2, 3))
+        return {"head_token": torch.stack([v, 2 * v], 1), "betas": v[:, None].expand(-1, 10)}
+
+    out = TR.extract_head_tokens(model, Frames(), batch_size=2, progress=False)
+    assert sorted(out) == ["a", "b"] and all(calls)
+    np.testing.assert_allclose(out["a"]["tokens"][:, 0], [0, 1, 2])
+    np.testing.assert_allclose(out["b"]["tokens"][:, 1], [20, 22])
+    assert out["a"]["betas"].shape == (3, 10) and list(out["a"]["frames"]) == [0, 1, 2]
+    out2 = TR.extract_head_tokens(lambda img: img.mean((2, 3)), Frames(), use_mask=False, progress=False)
+    assert out2["a"]["tokens"].shape == (3, 3) and "betas" not in out2["a"]

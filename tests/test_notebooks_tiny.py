@@ -1,0 +1,22 @@
+"""Every notebook of the workbook runs on the tiny profile through the papermill driver."""
+
+import re
+
+import pytest
+
+from fasthmr_lib import paths
+from fasthmr_lib.workbook import list_notebooks, run_workbook
+
+
+@pytest.mark.timeout(900)
+def test_every_notebook_runs_on_tiny_profile(tmp_path):
+    nb_dir = paths.notebooks_dir()
+    all_nbs = sorted(p.name for p in nb_dir.glob("*.ipynb"))
+    assert all_nbs, f"no notebooks in {nb_dir}: the workbook must ship notebooks/NN_*.ipynb"
+    bad = [n for n in all_nbs if not re.match(r"^\d\d_.+\.ipynb$", n)]
+    assert not bad, f"notebooks not named NN_*.ipynb are never run by the driver: {bad}"
+    man = run_workbook("tiny", output_dir=tmp_path / "tiny", progress=False, execution_timeout=600)
+    assert man["status"] == "ok"
+    assert [e["notebook"] for e in man["notebooks"]] == [p.name for p in list_notebooks(nb_dir)]
+    for e in man["notebooks"]:
+        assert (tmp_path / "tiny" / e["notebook"]).exists()

@@ -1,0 +1,95 @@
+"""Papermill driver on throwaway notebooks: parameter injection, executed copies, manifest, failures."""
+
+import json
+
+import nbformat
+import pytest
+import yaml
+
+from fasthmr_lib import workbook as W
+
+
+def _nb(path, params_src, *cells):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params_src)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def _profile(d, name, data):
+    (d / "profiles").mkdir(exist_ok=True)
+    (d / "profiles" / f"{name}.yaml").write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture
+def nbdir(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    res = tmp_path / "res.txt"
+    _nb(d / "00_first.ipynb", "seed = 1\nx = 2\nout = 'none'",
+        "from pathlib import Path\nPath(out).write_text(str(x * seed))")  # fmt: skip
+    _nb(d / "01_second.ipynb", "seed = 1\nout = 'none'",
+        "from pathlib import Path\np = Path(out)\np.write_text(p.read_text() + '+' + str(seed))")  # fmt: skip
+    _profile(d, "t", {"common": {"seed": 3, "not_declared_anywhere": 1},
+                      "00": {"x": 7, "out": str(res)}, "01_second": {"out": str(res)}})  # fmt: skip
+    return d, res
+
+
+def test_runs_in_order_injects_parameters_and_writes_manifest(nbdir, tmp_path):
+    d, res = nbdir
+    out = tmp_path / "run"
+    man = W.run_workbook("t", notebooks_dir=d, output_dir=out, progress=False)
+    assert res.read_text() == "21+3"  # 00 ran with seed=3 (common), x=7; then 01 appended
+    assert man["status"] == "ok"
+    assert [e["notebook"] for e in man["notebooks"]] == ["00_first.ipynb", "01_second.ipynb"]
+    assert man["notebooks"][0]["params"] == {"seed": 3, "x": 7, "out": str(res)}
+    assert all(e["wall_s"] > 0 for e in man["notebooks"])
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["status"] == "ok" and on_disk["seed"] == 3 and "versions" in on_disk and "git" in on_disk
+    executed = nbformat.read(str(out / "00_first.ipynb"), as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "x = 7" in injected[0].source
+    # --only picks by prefix
+    res.write_text("")
+    man = W.run_workbook("t", only=["01"], notebooks_dir=d, output_dir=out, progress=False)
+    assert [e["notebook"] for e in man["notebooks"]] == ["01_second.ipynb"] and res.read_text() == "+3"
+
+
+def test_failing_cell_is_named_and_manifest_marks_failure(nbdir, tmp_path):
+    d, _ = nbdir
+    _nb(d / "02_broken.ipynb", "seed = 0", "a = 1", "raise ValueError('boom from cell')")
+    out = tmp_path / "run"
+    with pytest.raises(W.WorkbookError) as ei:
+        W.run_workbook("t", notebooks_dir=d, output_dir=out, progress=False)
+    msg = str(ei.value)
+    assert "02_broken.ipynb" in msg and "cell" in msg and "ValueError" in msg and "boom from cell" in msg
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "failed"
+    assert [e["status"] for e in man["notebooks"]] == ["ok", "ok", "failed"]
+    assert man["notebooks"][2]["error"]["ename"] == "ValueError"
+    assert (out / "02_broken.ipynb").exists()  # executed copy with papermill's error banner kept
+
+
+def test_profile_errors_are_clear(nbdir, tmp_path):
+    d, _ = nbdir
+    _profile(d, "typo", {"00": {"xx": 1}})
+    with pytest.raises(W.WorkbookError, match=r"00_first.ipynb sets \['xx'\]"):
+        W.run_workbook("typo", notebooks_dir=d, output_dir=tmp_path / "o", progress=False)
+    _profile(d, "stray", {"99_missing_nb": {"x": 1}})
+    with pytest.raises(W.WorkbookError, match="match no notebook"):
+        W.run_workbook("stray", notebooks_dir=d, output_dir=tmp_path / "o", progress=False)
+    with pytest.raises(W.WorkbookError, match="not found"):
+        W.run_workbook("absent", notebooks_dir=d, output_dir=tmp_path / "o", progress=False)
+    with pytest.raises(W.WorkbookError, match="no notebook .*/07_"):
+        W.run_workbook("t", only=["07"], notebooks_dir=d, output_dir=tmp_path / "o", progress=False)
+
+
+def test_repo_profiles_are_valid_yaml_with_common_section():
+    from fasthmr_lib import paths
+
+    for name in W.PROFILES:
+        prof = W.load_profile(name, paths.notebooks_dir() / "profiles")
+        assert prof["common"]["profile"] == name and "seed" in prof["common"]
+        assert all(k == "common" or (len(k) == 2 and k.isdigit()) or "_" in k for k in prof)
