@@ -9,6 +9,10 @@
   ``parameters`` cell does not declare is an error (papermill itself would only warn).
 * Output: executed copies + ``manifest.json`` (versions, seed, params, git hash, machine, wall time
   per notebook; rewritten after every notebook) under ``results/runs/<profile>/``.
+* Results (tables, figures, trained artefacts the notebooks write): the ``default`` profile writes the
+  workbook's ``results/``; any other profile writes ``<output>/results/`` so a ``tiny`` or ``paper`` run
+  never overwrites the default tables (override with ``results_dir`` / ``--results``). The notebooks
+  see it through ``FASTHMR_RESULTS`` (``paths.results_dir()``).
 * The run stops at the first failing notebook; the error names the notebook and the cell, and the
   executed copy (with papermill's error banner) is kept.
 """
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -98,12 +103,11 @@ def run_workbook(
     kernel_name: str = "python3",
     execution_timeout: float | None = None,
     progress: bool = True,
+    results_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Execute the notebooks with ``profile``'s parameters; return the run manifest (also written
     to ``<output_dir>/manifest.json``). Raises :class:`WorkbookError` naming the failing notebook
     and cell (the manifest is written first, with ``status: failed``)."""
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
     from tqdm.auto import tqdm
 
     nb_dir = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
@@ -124,8 +128,12 @@ def run_workbook(
     plan = [(nb, notebook_parameters(nb, prof, prof_path)) for nb in nbs]  # check all before running
 
     out.mkdir(parents=True, exist_ok=True)
+    if results_dir is None:
+        results_dir = paths.results_dir() if profile == "default" else out / "results"
+    results_dir = Path(results_dir).resolve()
     man = fio.manifest(
         params={"profile": profile, "only": only, "common": prof.get("common", {})},
+        results_dir=str(results_dir),
         seed=prof.get("common", {}).get("seed"),
         kind="workbook_run",
         status="running",
@@ -135,6 +143,25 @@ def run_workbook(
     man_path = out / "manifest.json"
     t_all = time.perf_counter()
     bar = tqdm(plan, desc=f"workbook [{profile}]", unit="notebook", disable=not progress)
+    old_env = os.environ.get("FASTHMR_RESULTS")
+    os.environ["FASTHMR_RESULTS"] = str(results_dir)  # inherited by the notebook kernels
+    try:
+        _run_plan(plan, bar, out, man, man_path, t_all, nb_dir, kernel_name, execution_timeout)
+    finally:
+        if old_env is None:
+            os.environ.pop("FASTHMR_RESULTS", None)
+        else:
+            os.environ["FASTHMR_RESULTS"] = old_env
+    man.update(status="ok", wall_s=time.perf_counter() - t_all)
+    fio.write_json(man_path, man)
+    return man
+
+
+def _run_plan(plan, bar, out, man, man_path, t_all, nb_dir, kernel_name, execution_timeout) -> None:
+    """Execute each (notebook, parameters) of ``plan``; update and rewrite the manifest after each."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
     for nb, params in bar:
         bar.set_postfix_str(nb.name)
         dest = out / nb.name
@@ -166,9 +193,6 @@ def run_workbook(
             raise WorkbookError(f"notebook {nb.name} could not be run: {type(e).__name__}: {e}") from e
         entry.update(status="ok", wall_s=time.perf_counter() - t0)
         fio.write_json(man_path, man)
-    man.update(status="ok", wall_s=time.perf_counter() - t_all)
-    fio.write_json(man_path, man)
-    return man
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 00,03")
     ap.add_argument("--output", default=None, help="output folder (default results/runs/<profile>)")
+    ap.add_argument("--results", default=None, help="results folder (default: results/ for 'default')")
     ap.add_argument("--execution-timeout", type=float, default=None, help="per-cell timeout in seconds")
     args = ap.parse_args(argv)
     only = args.only.split(",") if args.only else None
     try:
-        man = run_workbook(args.profile, only, args.output, execution_timeout=args.execution_timeout)
+        t = args.execution_timeout
+        man = run_workbook(args.profile, only, args.output, results_dir=args.results, execution_timeout=t)
     except WorkbookError as e:
         print(f"workbook failed: {e}", file=sys.stderr)
         return 1

@@ -20,3 +20,6 @@ def test_every_notebook_runs_on_tiny_profile(tmp_path):
     assert [e["notebook"] for e in man["notebooks"]] == [p.name for p in list_notebooks(nb_dir)]
     for e in man["notebooks"]:
         assert (tmp_path / "tiny" / e["notebook"]).exists()
+    # a non-default profile writes its tables under the run folder, never into the workbook's results/
+    assert man["results_dir"] == str((tmp_path / "tiny" / "results").resolve())
+    assert list((tmp_path / "tiny" / "results" / "tables").glob("*.csv")), "the tiny run wrote no tables"
