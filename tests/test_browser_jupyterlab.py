@@ -1,0 +1,136 @@
+"""JupyterLab end-to-end: notebook 03 runs in a real (headless) Chromium and its token-merge widget
+renders and reacts to its slider.
+
+Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser download: playwright
+drives the system Chromium). ``scripts/run_tests.sh`` installs Chromium when it can and then sets
+``FASTHMR_REQUIRE_BROWSER=1``, which turns a missing browser into a failure instead of a skip.
+Screenshots go to ``results/figures/03_browser_widget_{before,after}.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fasthmr_lib import paths
+from fasthmr_lib.workbook import load_profile, notebook_parameters
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "03_mask_tome.ipynb"
+
+
+def _need(what: str, reason: str) -> None:
+    if os.environ.get("FASTHMR_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{what} is required (FASTHMR_REQUIRE_BROWSER=1) but {reason}")
+    pytest.skip(f"{what}: {reason}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"JupyterLab did not answer {url} within {timeout} s")
+
+
+@pytest.fixture()
+def lab(tmp_path):
+    """A JupyterLab server rooted in tmp_path holding notebook 03 with the tiny profile's parameters."""
+    import papermill as pm
+
+    nb_dir = paths.notebooks_dir()
+    src = nb_dir / NOTEBOOK
+    assert src.exists(), f"{src} is missing"
+    prof_path = nb_dir / "profiles" / "tiny.yaml"
+    params = notebook_parameters(src, load_profile("tiny", prof_path.parent), str(prof_path))
+    work = tmp_path / "lab"
+    work.mkdir()
+    pm.execute_notebook(str(src), str(work / NOTEBOOK), parameters=params, prepare_only=True)
+    port, token = _free_port(), "fasthmr-test"
+    env = dict(os.environ, FASTHMR_RESULTS=str(tmp_path / "results"), JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"))
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+        "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
+    ]  # fmt: skip
+    log = open(tmp_path / "jupyterlab.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=90)
+        yield f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK}?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.timeout(900)
+def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        _need("chromium", "no chromium executable on PATH (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        _need("playwright", f"it cannot be imported ({e})")
+
+    shots = paths.results_dir() / "figures"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(lab)
+        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook", timeout=120_000)
+        # the kernel must be up before 'run all' is sent
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # the explorer: an ipywidgets slider next to a plotly figure
+        handle = page.wait_for_selector(".widget-slider .noUi-handle", timeout=600_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=600_000)
+        errors = page.locator("[data-mime-type='application/vnd.jupyter.error']")
+        assert errors.count() == 0, "a notebook cell raised:\n" + "\n".join(errors.all_inner_texts())[:3000]
+
+        slider = page.locator(".widget-slider").first
+        slider.scroll_into_view_if_needed()
+        readout = slider.locator(".widget-readout")
+        plot = page.locator(".js-plotly-plot").last
+        before_val = readout.inner_text()
+        before_plot = plot.inner_html()
+        page.screenshot(path=str(shots / "03_browser_widget_before.png"), full_page=False)
+        handle.click()
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "([el, v]) => el.innerText !== v", arg=[readout.element_handle(), before_val], timeout=30_000
+        )
+        page.wait_for_timeout(3000)  # let the kernel answer and plotly redraw
+        after_val = readout.inner_text()
+        after_plot = plot.inner_html()
+        page.screenshot(path=str(shots / "03_browser_widget_after.png"), full_page=False)
+        browser.close()
+    assert after_val != before_val, "the slider's value did not change"
+    assert after_plot != before_plot, f"the figure did not change when the slider moved {before_val}->{after_val}"
