@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -66,7 +65,8 @@ def lab(tmp_path):
     work.mkdir()
     pm.execute_notebook(str(src), str(work / NOTEBOOK), parameters=params, prepare_only=True)
     port, token = _free_port(), "fasthmr-test"
-    env = dict(os.environ, FASTHMR_RESULTS=str(tmp_path / "results"), JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"))
+    env = dict(os.environ, FASTHMR_RESULTS=str(tmp_path / "results"))
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "jcfg")  # no user settings leak into the test
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
@@ -133,4 +133,5 @@ def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab):
         page.screenshot(path=str(shots / "03_browser_widget_after.png"), full_page=False)
         browser.close()
     assert after_val != before_val, "the slider's value did not change"
-    assert after_plot != before_plot, f"the figure did not change when the slider moved {before_val}->{after_val}"
+    moved = f"{before_val} -> {after_val}"
+    assert after_plot != before_plot, f"the figure did not change when the slider moved {moved}"
