@@ -1,4 +1,5 @@
-"""Command line for the paper's cost numbers: params, MACs (two conventions), throughput.
+"""Command line for the paper's cost numbers: params, MACs (two conventions), throughput, memory,
+per-component times (Table 6) and their harmonic combination.
 
 Examples::
 
@@ -6,25 +7,37 @@ Examples::
     python -m fasthmr_lib.bench --preset hmr2 --batch 1 8               # + CPU throughput
     python -m fasthmr_lib.bench --preset hmr2 --depth 28 --mask-tome 3,40,90 --no-time --json
     python -m fasthmr_lib.bench --preset hmr2 --compare baseline fasthmr --batch 8 --json
+    python -m fasthmr_lib.bench --preset hmr2 --compare all --batch 1 8 32
 
-Models carry random weights (speed and MACs do not depend on the values). What is measured is
-the backbone + SMPL head (:class:`fasthmr_lib.eval.profile.BackboneHead`); the SMPL layer, the
-segmenter and the detector are not included. Named configurations for ``--compare``:
+Models carry random weights (speed and MACs do not depend on the values). The per-frame model is the
+backbone + SMPL head (:class:`fasthmr_lib.eval.profile.BackboneHead`; the SMPL layer is not included,
+as in Table 12). Named configurations for ``--compare`` (``all`` = the issue's five, in this order:
+baseline, eclm, eclm_masktome, decoder, fasthmr):
 
-* ``baseline``  all blocks, 192 tokens;
-* ``eclm``      the first 28 blocks (``hmr2``; 26 for ``camerahmr``) as a stand-in for ECLM's depth;
-* ``masktome``  all blocks + Mask-ToMe (3 layers, 40 per layer, keep 90) with a synthetic mask;
-* ``fasthmr``   ECLM depth + Mask-ToMe + the diffusion decoder's per-frame cost when
-  ``fasthmr_lib.diffusion`` provides it (otherwise reported as absent).
+* ``baseline``       all blocks, 192 tokens;
+* ``eclm``           the first 28 blocks (``hmr2``; 26 for ``camerahmr``) as a stand-in for ECLM's depth
+                     (with random weights a merged window costs exactly one block);
+* ``masktome``       all blocks + Mask-ToMe (3 layers, 40 per layer, keep 90) with a synthetic mask;
+* ``eclm_masktome``  ECLM depth + Mask-ToMe (Table 6 "backbone + ECLM + Mask-ToMe");
+* ``decoder``        the diffusion decoder alone, per frame (Table 6 "diffusion decoder");
+* ``fasthmr``        ECLM depth + Mask-ToMe + the diffusion decoder.
 
-Configurations of one run are timed interleaved, and ``speedup`` is the images/s ratio to the
-first configuration at the same batch size.
+How the decoder is timed: it decodes windows of F frames (paper preset: F = 243); one window is timed
+interleaved with the per-frame models and its per-frame cost is the window time / F. A configuration
+with the decoder reports ``images_per_s = B / (t_model(B) + B · t_window / F)`` — the decoder's cost
+amortised over its window (decoding every batch of B < F frames as a whole window would charge the full
+window to each batch). ``pipeline`` combines per-component throughputs harmonically,
+1 / Σ 1/fps_i, the rule that reproduces the paper's Table 1 baseline fps from Table 6's components
+(CameraHMR: 1/(1/1500 + 1/333.3 + 1/68.2) = 54.5). The segmenter (YOLO11n-seg from its model config,
+random weights) is timed only when the optional ``ultralytics`` package is importable; otherwise it is
+reported as absent. ``speedup`` is the images/s ratio to the first configuration at the same batch size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +49,17 @@ from .eval import profile as P
 
 ECLM_DEPTH = {"hmr2": 28, "camerahmr": 26}  # paper Table 12: 4 / 6 blocks merged away
 PAPER_MASKTOME = (3, 40, 90)
+ALL_CONFIGS = ("baseline", "eclm", "eclm_masktome", "decoder", "fasthmr")
+DECODER_PRESETS = {"hmr2": "paper", "camerahmr": "paper", "small": "small", "tiny": "tiny"}
+LABELS = {
+    "baseline": "baseline",
+    "eclm": "+ECLM",
+    "masktome": "+Mask-ToMe",
+    "eclm_masktome": "+ECLM +Mask-ToMe",
+    "decoder": "diffusion decoder (alone)",
+    "fasthmr": "+ECLM +Mask-ToMe +decoder (FastHMR)",
+    "custom": "custom",
+}
 
 
 @dataclass
@@ -46,6 +70,7 @@ class BenchConfig:
     use_mask: bool = True
     prop_attn: bool = False
     decoder: bool = False
+    model: bool = True  # False: the decoder alone
 
 
 def named_config(name: str, preset: str, args: argparse.Namespace | None = None) -> BenchConfig:
@@ -53,16 +78,19 @@ def named_config(name: str, preset: str, args: argparse.Namespace | None = None)
     eclm = ECLM_DEPTH.get(preset, full - max(1, full // 8))
     use_mask = not getattr(args, "no_mask", False)
     prop = bool(getattr(args, "prop_attn", False))
+    mt = {"mask_tome": PAPER_MASKTOME, "use_mask": use_mask, "prop_attn": prop}
     table = {
         "baseline": BenchConfig("baseline"),
         "eclm": BenchConfig("eclm", depth=eclm),
-        "masktome": BenchConfig("masktome", mask_tome=PAPER_MASKTOME, use_mask=use_mask, prop_attn=prop),
-        "fasthmr": BenchConfig(
-            "fasthmr", depth=eclm, mask_tome=PAPER_MASKTOME, use_mask=use_mask, prop_attn=prop, decoder=True
-        ),
+        "masktome": BenchConfig("masktome", **mt),
+        "eclm_masktome": BenchConfig("eclm_masktome", depth=eclm, **mt),
+        "decoder": BenchConfig("decoder", decoder=True, model=False),
+        "fasthmr": BenchConfig("fasthmr", depth=eclm, decoder=True, **mt),
     }
     if name not in table:
-        raise SystemExit(f"--compare: unknown configuration {name!r}; expected some of {sorted(table)}")
+        raise SystemExit(
+            f"--compare: unknown configuration {name!r}; expected some of {sorted(table)} or 'all'"
+        )
     return table[name]
 
 
@@ -93,11 +121,8 @@ def apply_mask_tome(model: Any, cfg: BenchConfig) -> Any:
     return patch.apply(model, mcfg)
 
 
-def decoder_cost() -> tuple[Any, str]:
-    """(callable(batch) -> None running the decoder for ``batch`` frames, description) or (None, why).
-
-    Looks for ``fasthmr_lib.diffusion.bench_decoder(batch, device)`` -> callable; the interface is
-    optional and reported as absent when missing."""
+def decoder_hook() -> tuple[Any, str]:
+    """(``fasthmr_lib.diffusion.bench_decoder``, description) or (None, why it is absent)."""
     try:
         from . import diffusion
     except ImportError as e:
@@ -105,7 +130,7 @@ def decoder_cost() -> tuple[Any, str]:
     fn = getattr(diffusion, "bench_decoder", None)
     if fn is None:
         return None, "absent (fasthmr_lib.diffusion provides no bench_decoder)"
-    return fn, "included (fasthmr_lib.diffusion.bench_decoder, per frame)"
+    return fn, "fasthmr_lib.diffusion.bench_decoder: one window timed, cost per frame = window time / F"
 
 
 def build(base: Any, cfg: BenchConfig) -> Any:
@@ -124,111 +149,309 @@ def _inputs(cfg: BenchConfig, batch: int, device: str) -> tuple[torch.Tensor, di
     return img, kw
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    preset = args.preset
-    if args.compare:
-        configs = [named_config(n, preset, args) for n in args.compare]
-    else:
-        mt = None if args.mask_tome is None else args.mask_tome
-        configs = [BenchConfig("custom", args.depth, mt, not args.no_mask, args.prop_attn)]
-    if any(c.mask_tome for c in configs):  # fail fast, before building a large model
+def _median_last(xs: list[float], n: int) -> float | None:
+    xs = xs[-n:] if n else xs
+    return statistics.median(xs) if xs else None
+
+
+def benchmark(
+    preset: str,
+    configs: list[str | BenchConfig],
+    batches: list[int] | tuple[int, ...] = (1,),
+    *,
+    device: str = "cpu",
+    warmup: int = 1,
+    repeats: int = 3,
+    threads: int = 0,
+    timing: bool = True,
+    decoder_preset: str | None = None,
+    segmenter: bool = True,
+    progress: bool = False,
+    log: Any = None,
+    profile_ops: int = 0,
+) -> list[dict[str, Any]]:
+    """Count and (optionally) time ``configs`` of ``preset`` side by side; one dict per (batch, config),
+    batches outer (see the module docstring for the fields' meaning). ``log`` (a file, e.g. sys.stderr)
+    receives a text comparison per batch size; ``profile_ops`` > 0 adds ``op_profile`` (the top operators by
+    self time of one forward at the first batch size) to each timed row."""
+    if threads:
+        torch.set_num_threads(threads)
+    cfgs = [c if isinstance(c, BenchConfig) else named_config(c, preset) for c in configs]
+    if not cfgs:
+        raise ValueError("benchmark: no configurations given")
+    if any(c.mask_tome for c in cfgs):  # fail fast, before building a large model
         try:
             from .merging import patch  # noqa: F401
         except ImportError as e:
             msg = f"Mask-ToMe requested but fasthmr_lib.merging.patch is not available ({e})"
             raise RuntimeError(msg) from e
-    need_real = not args.no_time or any(c.mask_tome for c in configs)
-    base = P.build_bench_model(preset).to(args.device) if need_real else None
-    dec_fn, dec_desc = decoder_cost() if any(c.decoder for c in configs) else (None, None)
+    mcfg = get_preset(preset)
+    dec_preset = decoder_preset or DECODER_PRESETS.get(preset, "tiny")
+    need_dec = any(c.decoder for c in cfgs)
+    dec_fn, dec_desc = decoder_hook() if need_dec else (None, None)
+    dec_info: dict[str, Any] | None = None
+    if dec_fn is not None:
+        from .diffusion import cost as dcost
+
+        dec_info = dcost.decoder_cost(dec_preset)
+    need_real = timing or any(c.mask_tome for c in cfgs if c.model)
+    base = P.build_bench_model(preset).to(device) if need_real and any(c.model for c in cfgs) else None
+    seg_model, seg_desc = (None, "not requested (--no-segmenter)")
+    if segmenter:
+        seg_model, seg_desc = P.build_segmenter(device=device) if timing else (None, P.segmenter_status())
+    missing_front = [] if seg_model is not None else ["segmenter/detector"]
+    if preset == "camerahmr":
+        missing_front.append("camera intrinsics (HumanFoV; not implemented)")
 
     rows: list[dict[str, Any]] = []
     models: dict[str, Any] = {}
-    for cfg in configs:
-        if base is None:
-            m = P.build_meta_model(preset, cfg.depth)
-            img, kw = torch.randn(1, 3, 256, 256, device="meta"), {}
-        else:
-            m = build(base, cfg)
-            img, kw = _inputs(cfg, 1, args.device)
-        mc = P.count_macs(m, img, **kw)
-        out = mc.output if isinstance(mc.output, dict) else {}
-        tpb = out.get("tokens_per_block") or [get_preset(preset).vit.num_tokens] * len(m.backbone.blocks)
-        models[cfg.name] = m
-        rows.append(
-            {
-                "preset": preset,
-                "config": cfg.name,
-                "depth": len(m.backbone.blocks),
-                "mask_tome": list(cfg.mask_tome) if cfg.mask_tome else None,
-                "use_mask": cfg.use_mask if cfg.mask_tome else None,
-                "prop_attn": cfg.prop_attn if cfg.mask_tome else None,
-                "params": P.count_params(m),
-                "macs_per_image": {
+    for cfg in cfgs:
+        row: dict[str, Any] = {"preset": preset, "config": cfg.name, "label": LABELS.get(cfg.name, cfg.name)}
+        if cfg.model:
+            if base is None:
+                m = P.build_meta_model(preset, cfg.depth)
+                img, kw = torch.randn(1, 3, 256, 256, device="meta"), {}
+            else:
+                m = build(base, cfg)
+                img, kw = _inputs(cfg, 1, device)
+            mc = P.count_macs(m, img, **kw)
+            out = mc.output if isinstance(mc.output, dict) else {}
+            tpb = out.get("tokens_per_block") or [mcfg.vit.num_tokens] * len(m.backbone.blocks)
+            models[cfg.name] = m
+            row.update(
+                depth=len(m.backbone.blocks),
+                mask_tome=list(cfg.mask_tome) if cfg.mask_tome else None,
+                use_mask=cfg.use_mask if cfg.mask_tome else None,
+                prop_attn=cfg.prop_attn if cfg.mask_tome else None,
+                params=P.count_params(m),
+                macs_per_image={
                     "all": mc.all,
                     "linear_conv": mc.linear_conv,
                     "by_component": mc.by_component,
                 },
-                "tokens_per_block": tpb,
-                "decoder": dec_desc if cfg.decoder else None,
-            }
-        )
-    if args.no_time:
+                tokens_per_block=tpb,
+            )
+        else:
+            row.update(depth=None, mask_tome=None, use_mask=None, prop_attn=None, params={"total": 0},
+                       macs_per_image={"all": 0.0, "linear_conv": 0.0, "by_component": {}},
+                       tokens_per_block=None)  # fmt: skip
+        row["decoder"] = dec_desc if cfg.decoder else None
+        if cfg.decoder and dec_info is not None:
+            row.update(
+                decoder_preset=dec_preset,
+                decoder_frames_per_window=dec_info["num_frames"],
+                decoder_params=dec_info["params"],
+                decoder_macs_per_frame=dec_info["macs_per_frame"],
+                decoder_macs_per_window=dec_info["macs_per_window"],
+            )
+            row["params"] = dict(row["params"], decoder=dec_info["params"]["total"])
+            row["params"]["total"] = row["params"]["total"] + dec_info["params"]["total"]
+        row["segmenter"] = seg_desc
+        rows.append(row)
+    if not timing:
         return [dict(r, batch=None) for r in rows]
 
+    F = dec_info["num_frames"] if dec_info is not None else None
     results: list[dict[str, Any]] = []
-    for batch in args.batch:
-        calls = []
-        for cfg in configs:
+    for batch in batches:
+        calls, stages = [], {}
+        for cfg in cfgs:
+            if not cfg.model:
+                continue
             m = models[cfg.name]
-            img, kw = _inputs(cfg, batch, args.device)
+            img, kw = _inputs(cfg, batch, device)
+            st: dict[str, list[float]] = {}
+            stages[cfg.name] = st
 
-            def fn(m=m, img=img, kw=kw, cfg=cfg, batch=batch):
-                m(img, **kw)
-                if cfg.decoder and dec_fn is not None:
-                    dec_fn(batch, args.device)
+            def fn(m=m, img=img, kw=kw, st=st):
+                m(img, stage_times=st, **kw)
 
             calls.append((cfg.name, fn))
-        timed = P.time_side_by_side(
-            calls, batch, warmup=args.warmup, repeats=args.repeats, device=args.device, progress=not args.json
-        )
-        if not args.json:
-            print(P.format_comparison(timed), file=sys.stderr)
-        base_ips = timed[0].images_per_s
-        for r, t in zip(rows, timed):
-            d = dict(r, batch=batch, **{k: v for k, v in t.as_dict().items() if k not in ("name", "batch")})
-            d["speedup"] = t.images_per_s / base_ips
-            results.append(d)
+        if dec_fn is not None:
+            calls.append(("decoder", lambda: dec_fn(F, device, dec_preset)))
+        if seg_model is not None:
+            seg_in = torch.rand(batch, 3, 640, 640, device=device)
+            calls.append(("segmenter", lambda x=seg_in: seg_model(x)))
+        timed = {
+            t.name: t
+            for t in P.time_side_by_side(
+                calls, batch, warmup=warmup, repeats=repeats, device=device, progress=progress
+            )
+        }
+        seg_s = timed["segmenter"].median_s / batch if "segmenter" in timed else None
+        dec_frame_s = timed["decoder"].median_s / F if "decoder" in timed else None
+        batch_rows = []
+        for r, cfg in zip(rows, cfgs):
+            comp: dict[str, float | None] = {
+                "segmenter": seg_s,
+                "backbone": None,
+                "head": None,
+                "decoder": None,
+            }
+            if cfg.model:
+                t = timed[cfg.name]
+                model_s = t.median_s
+                comp["backbone"] = _median_last(stages[cfg.name].get("backbone", []), repeats) / batch
+                comp["head"] = _median_last(stages[cfg.name].get("head", []), repeats) / batch
+                iqr, mem = t.iqr_s, t.peak_mem_mb
+            else:
+                t = timed.get("decoder")
+                model_s, iqr, mem = 0.0, 0.0, (t.peak_mem_mb if t is not None else None)
+            total_s = model_s
+            if cfg.decoder and dec_frame_s is not None:
+                comp["decoder"] = dec_frame_s
+                total_s += batch * dec_frame_s
+            if not cfg.model and dec_frame_s is None:
+                continue  # decoder alone but no decoder hook
+            fps = {k: (1.0 / v if v else None) for k, v in comp.items()}
+            model_fps = batch / model_s if cfg.model else None
+            used = {"front_end(segmenter)": fps["segmenter"]}
+            if cfg.model:
+                used["model"] = model_fps
+            if cfg.decoder:
+                used["decoder"] = fps["decoder"]
+            pipe = P.combine_components(used)
+            pipe["missing"] = sorted(set(pipe["missing"]) - {"front_end(segmenter)"}) + missing_front
+            d = dict(
+                r,
+                batch=batch,
+                latency_ms_median=1000 * total_s,
+                latency_ms_iqr=1000 * iqr,
+                images_per_s=batch / total_s,
+                repeats=repeats,
+                warmup=warmup,
+                peak_mem_mb=mem,
+                mem_kind=t.mem_kind if t is not None else None,
+                threads=torch.get_num_threads(),
+                device=str(device),
+                components_ms_per_image={k: (1000 * v if v is not None else None) for k, v in comp.items()},
+                components_fps=fps,
+                pipeline=pipe,
+            )
+            if cfg.decoder and "decoder" in timed:
+                d["decoder_window_ms"] = 1000 * timed["decoder"].median_s
+                d["decoder_peak_mem_mb"] = timed["decoder"].peak_mem_mb
+                d["throughput_note"] = "decoder amortised: B / (t_model(B) + B * t_window / F)"
+            batch_rows.append(d)
+        base_ips = batch_rows[0]["images_per_s"]
+        base_pipe = batch_rows[0]["pipeline"]["fps"]
+        for d in batch_rows:
+            d["speedup"] = d["images_per_s"] / base_ips
+            d["pipeline_speedup"] = d["pipeline"]["fps"] / base_pipe if base_pipe else None
+        if profile_ops and batch == batches[0]:
+            for d, cfg in zip(batch_rows, [c for c in cfgs if c.model or dec_frame_s is not None]):
+                fn = dict(calls).get(cfg.name if cfg.model else "decoder")
+                if fn is not None:
+                    d["op_profile"] = P.op_profile(fn, profile_ops, device)
+                    if log is not None:
+                        print(
+                            f"-- {cfg.name}: top {profile_ops} ops by self time (one call, batch {batch})",
+                            file=log,
+                        )
+                        for o in d["op_profile"]:
+                            print(
+                                f"   {o['self_pct']:5.1f}%  {o['self_ms']:9.1f} ms  "
+                                f"x{o['calls']:<5} {o['op']}",
+                                file=log,
+                            )
+        if log is not None:
+            print(format_rows(batch_rows), file=log)
+        results.extend(batch_rows)
     return results
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    preset = args.preset
+    if args.compare:
+        names = [n for c in args.compare for n in (ALL_CONFIGS if c == "all" else (c,))]
+        configs: list[Any] = [named_config(n, preset, args) for n in names]
+    else:
+        mt = None if args.mask_tome is None else args.mask_tome
+        configs = [BenchConfig("custom", args.depth, mt, not args.no_mask, args.prop_attn)]
+    return benchmark(
+        preset,
+        configs,
+        args.batch,
+        device=args.device,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        threads=args.threads,
+        timing=not args.no_time,
+        decoder_preset=args.decoder_preset,
+        segmenter=not args.no_segmenter,
+        progress=not args.json,
+        log=None if args.json and not args.profile_ops else sys.stderr,
+        profile_ops=args.profile_ops,
+    )
+
+
+def _g(x: float | None, scale: float = 1.0, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x * scale, fmt)
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """Table 6-style text table of timed rows of one batch size: img/s, speedup, ms per image per component,
+    harmonic pipeline fps, memory."""
+    if not rows:
+        return "(no rows)"
+    hdr = (
+        f"{'config':<16} {'batch':>5} {'img/s':>8} {'speedup':>8} {'seg ms':>7} {'bb ms':>8} {'head ms':>8} "
+        f"{'dec ms':>7} {'pipe fps':>9} {'mem MB':>8}"
+    )
+    lines = [hdr]
+    for r in rows:
+        c = r["components_ms_per_image"]
+        lines.append(
+            f"{r['config']:<16} {r['batch']:>5} {r['images_per_s']:>8.2f} {r['speedup']:>7.2f}x "
+            f"{_g(c['segmenter'], fmt='.1f'):>7} {_g(c['backbone'], fmt='.1f'):>8} "
+            f"{_g(c['head'], fmt='.1f'):>8} {_g(c['decoder'], fmt='.2f'):>7} "
+            f"{_g(r['pipeline']['fps']):>9} {_g(r['peak_mem_mb'], fmt='.0f'):>8}"
+        )
+    r0 = rows[0]
+    lines.append(
+        f"(threads={r0['threads']}, device={r0['device']}, warm-up {r0['warmup']}, "
+        f"{r0['repeats']} interleaved repeats; ms per image; decoder per frame; "
+        f"memory: {r0['mem_kind']}; pipeline = harmonic combination, "
+        f"missing: {', '.join(r0['pipeline']['missing']) or 'none'})"
+    )
+    return "\n".join(lines)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         p = r["params"]
         macs = r["macs_per_image"]
+        tpb = r.get("tokens_per_block")
         line = (
             f"{r['preset']}/{r['config']}: depth {r['depth']}, params {p['total'] / 1e6:.1f} M "
-            f"(backbone {p.get('backbone', 0) / 1e6:.1f} M, head {p.get('head', 0) / 1e6:.1f} M), "
-            f"MACs/img linear+conv {macs['linear_conv'] / 1e9:.2f} G, all ops {macs['all'] / 1e9:.2f} G, "
-            f"tokens {r['tokens_per_block'][0]}->{r['tokens_per_block'][-1]}"
+            f"(backbone {p.get('backbone', 0) / 1e6:.1f} M, head {p.get('head', 0) / 1e6:.1f} M"
+            + (f", decoder {p['decoder'] / 1e6:.1f} M" if "decoder" in p else "")
+            + f"), MACs/img linear+conv {macs['linear_conv'] / 1e9:.2f} G, all ops {macs['all'] / 1e9:.2f} G"
         )
+        if tpb:
+            line += f", tokens {tpb[0]}->{tpb[-1]}"
+        if r.get("decoder_macs_per_frame"):
+            dm = r["decoder_macs_per_frame"]
+            line += f" | decoder MACs/frame {dm['linear_conv'] / 1e6:.1f} M (all {dm['all'] / 1e6:.1f} M)"
         if r.get("batch") is not None:
             line += (
                 f" | batch {r['batch']}: {r['images_per_s']:.2f} img/s,"
                 f" latency {r['latency_ms_median']:.0f} ms"
-                f" (IQR {r['latency_ms_iqr']:.0f}), speedup {r['speedup']:.2f}x, threads {r['threads']}"
+                f" (IQR {r['latency_ms_iqr']:.0f}), speedup {r['speedup']:.2f}x, threads {r['threads']},"
+                f" pipeline {_g(r['pipeline']['fps'])} fps"
             )
-        if r.get("decoder"):
+        elif r.get("decoder"):
             line += f" | decoder {r['decoder']}"
         print(line)
+    if rows:
+        print(f"segmenter: {rows[0]['segmenter']}")
 
 
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m fasthmr_lib.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="hmr2", help="model preset (hmr2, camerahmr, small, tiny)")
     ap.add_argument("--depth", type=int, default=None, help="keep the first N backbone blocks")
-    ap.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes to time")
+    ap.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes to time (several allowed)")
     ap.add_argument("--no-time", action="store_true", help="counts only (params, MACs, tokens)")
     ap.add_argument("--json", action="store_true", help="one JSON object per configuration on stdout")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
@@ -239,7 +462,14 @@ def make_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-mask", action="store_true", help="Mask-ToMe without person protection (plain ToMe)")
     ap.add_argument("--prop-attn", action="store_true", help="proportional attention (log-size bias)")
     ap.add_argument("--compare", nargs="+", default=None, metavar="NAME",
-                    help="configurations timed side by side: baseline eclm masktome fasthmr")  # fmt: skip
+                    help="configurations timed side by side: baseline eclm masktome eclm_masktome decoder "
+                         "fasthmr, or 'all'")  # fmt: skip
+    ap.add_argument("--decoder-preset", default=None,
+                    help="decoder VAE/denoiser preset (default: paper for hmr2, camerahmr)")  # fmt: skip
+    ap.add_argument("--no-segmenter", action="store_true", help="do not time YOLO11n-seg even if available")
+    ap.add_argument("--profile-ops", type=int, default=0, metavar="N",
+                    help="also print the top-N operators by self time of one forward per configuration "
+                         "(torch.profiler; first batch size) to stderr")  # fmt: skip
     return ap
 
 

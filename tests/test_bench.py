@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from fasthmr_lib import bench
 
 
@@ -59,7 +61,7 @@ def test_bad_arguments(capsys):
 
 
 def test_mask_tome_hook(capsys):
-    argv = ["--preset", "tiny", "--mask-tome", "2,40,100", "--no-time", "--json"]
+    argv = ["--preset", "tiny", "--mask-tome", "3,40,100", "--no-time", "--json"]  # 192 -> 152 -> 112 -> 100
     try:
         from fasthmr_lib.merging import patch  # noqa: F401  (helper C's module)
     except ImportError:
@@ -69,6 +71,77 @@ def test_mask_tome_hook(capsys):
     rc, rows, _ = _rows(capsys, argv)
     assert rc == 0
     tpb = rows[0]["tokens_per_block"]
-    assert tpb[:2] == [152, 112] and tpb[-1] == 100
+    assert tpb == [152, 112, 100, 100]  # floor M' = 100 binds in the third block
     base = _rows(capsys, ["--preset", "tiny", "--no-time", "--json"])[1][0]
     assert rows[0]["macs_per_image"]["linear_conv"] < base["macs_per_image"]["linear_conv"]
+
+
+def test_compare_all_expands_and_decoder_rows(capsys, monkeypatch):
+    """'all' = baseline eclm eclm_masktome decoder fasthmr; the decoder alone is one timed window / F."""
+    try:
+        from fasthmr_lib.merging import patch  # noqa: F401
+    except ImportError:
+        argv = ["--preset", "tiny", "--compare", "all", "--no-time", "--json"]
+        rc, _, err = _rows(capsys, argv)
+        assert rc == 1 and "merging.patch is not available" in err
+        names = ["baseline", "eclm", "decoder"]
+    else:
+        names = ["all"]
+    argv = ["--preset", "tiny", "--compare", *names, "--batch", "2", "--repeats", "1", "--json"]
+    rc, rows, _ = _rows(capsys, argv)
+    assert rc == 0
+    got = [r["config"] for r in rows]
+    assert got == (list(bench.ALL_CONFIGS) if names == ["all"] else names)
+    dec = next(r for r in rows if r["config"] == "decoder")
+    assert dec["decoder_preset"] == "tiny" and dec["decoder_frames_per_window"] == 16
+    assert dec["params"]["total"] == dec["decoder_params"]["total"] > 0
+    # per-frame decoder time = window time / F, and the decoder alone runs at 1 / that
+    c = dec["components_ms_per_image"]
+    assert c["decoder"] == pytest.approx(dec["decoder_window_ms"] / 16)
+    assert dec["images_per_s"] == pytest.approx(1000 / c["decoder"])
+    assert dec["pipeline"]["components"] == {"decoder": pytest.approx(1000 / c["decoder"])}
+    for r in rows:
+        assert r["warmup"] == 1 and r["repeats"] == 1 and r["threads"] >= 1
+        assert r["mem_kind"].startswith("cpu_") and r["peak_mem_mb"] >= 0
+        assert "segmenter/detector" in r["pipeline"]["missing"]  # ultralytics is not installed here
+        assert r["segmenter"].startswith("absent")
+        if r["config"] in ("baseline", "eclm"):
+            c = r["components_ms_per_image"]
+            assert c["backbone"] > 0 and c["head"] > 0 and c["decoder"] is None
+            assert c["backbone"] + c["head"] <= r["latency_ms_median"] / 2 * 1.0001
+            assert r["pipeline"]["fps"] == pytest.approx(r["images_per_s"])
+
+
+def test_fasthmr_row_amortises_decoder(monkeypatch):
+    """images/s of a decoder configuration = B / (t_model + B * t_window / F), checked from its fields."""
+    try:
+        from fasthmr_lib.merging import patch  # noqa: F401
+    except ImportError:
+        cfgs = [bench.BenchConfig("baseline"), bench.BenchConfig("eclm_dec", depth=3, decoder=True)]
+    else:
+        cfgs = ["baseline", "fasthmr"]
+    rows = bench.benchmark("tiny", cfgs, [4], repeats=1, warmup=1)
+    r = rows[1]
+    model_ms = r["latency_ms_median"] - 4 * r["decoder_window_ms"] / 16
+    assert model_ms > 0
+    assert r["images_per_s"] == pytest.approx(4000 / (model_ms + 4 * r["decoder_window_ms"] / 16))
+    assert r["speedup"] == pytest.approx(r["images_per_s"] / rows[0]["images_per_s"])
+    assert r["throughput_note"].startswith("decoder amortised")
+    comps = r["pipeline"]["components"]
+    assert set(comps) == {"model", "decoder"}
+    assert r["pipeline"]["fps"] == pytest.approx(1 / (1 / comps["model"] + 1 / comps["decoder"]))
+
+
+def test_no_time_counts_decoder_macs(capsys):
+    rc, rows, _ = _rows(
+        capsys, ["--preset", "tiny", "--compare", "baseline", "decoder", "--no-time", "--json"]
+    )
+    assert rc == 0
+    from fasthmr_lib.diffusion.cost import decoder_cost
+
+    ref = decoder_cost("tiny")
+    dec = rows[1]
+    assert dec["decoder_macs_per_frame"]["linear_conv"] == pytest.approx(
+        ref["macs_per_window"]["linear_conv"] / 16
+    )
+    assert dec["batch"] is None and "images_per_s" not in dec

@@ -95,3 +95,64 @@ def test_hmr2_params_and_table12_macs():
         mc = P.count_macs(m, torch.randn(1, 3, 256, 256, device="meta"))
         assert abs(mc.linear_conv / paper_macs - 1) < 0.01, mc.linear_conv
         assert mc.all > mc.linear_conv * 1.02  # attention matmuls add ~2.5 %
+
+
+def test_harmonic_fps_reproduces_paper_baselines():
+    """PAPER.md §5.1: Table 1's baseline fps are the harmonic combination of Table 6's components."""
+    assert P.harmonic_fps([1500.0, 333.3, 68.2]) == pytest.approx(
+        54.5, abs=0.1
+    )  # CameraHMR (54.56; text: 54.6)
+    assert P.harmonic_fps([1500.0, 68.2]) == pytest.approx(65.2, abs=0.05)  # HMR 2.0
+    assert P.harmonic_fps([10.0, 10.0]) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="positive"):
+        P.harmonic_fps([10.0, 0.0])
+    c = P.combine_components({"a": 10.0, "b": None, "c": 10.0})
+    assert c["fps"] == pytest.approx(5.0) and c["missing"] == ["b"] and set(c["components"]) == {"a", "c"}
+    assert P.combine_components({"a": None})["fps"] is None
+
+
+def test_rss_sampler_sees_a_temporary_allocation():
+    import time
+
+    import numpy as np
+
+    with P.RSSPeakSampler() as s:
+        a = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        a += 1
+        time.sleep(0.05)  # let the sampling thread see it
+        del a
+    if s.kind == "cpu_rss_peak_minus_start_sampled":
+        assert s.peak_delta_mb > 40  # freed before exit: only the sampling thread can have seen it
+    with P.RSSPeakSampler() as s2:
+        pass
+    assert 0 <= s2.peak_delta_mb < 40
+
+
+def test_stage_times_split_backbone_and_head():
+    m = P.build_bench_model("tiny")
+    st: dict = {}
+    x = torch.randn(2, 3, 256, 256)
+    with torch.no_grad():
+        a = m(x, stage_times=st)
+        b = m(x)
+    assert set(st) == {"backbone", "head"} and len(st["backbone"]) == 1 and st["head"][0] > 0
+    torch.testing.assert_close(a["pose6d"], b["pose6d"], rtol=0, atol=0)
+
+
+def test_segmenter_reported_absent_without_ultralytics():
+    import importlib.util
+
+    net, desc = P.build_segmenter()
+    if importlib.util.find_spec("ultralytics") is None:
+        assert net is None and desc.startswith("absent") and "ultralytics" in desc
+    else:  # the optional extra is installed: a real network from its config
+        assert net is not None and "random weights" in desc
+
+
+def test_op_profile_lists_top_ops():
+    m = P.build_bench_model("tiny")
+    x = torch.randn(1, 3, 256, 256)
+    ops = P.op_profile(lambda: m(x), top=5)
+    assert 1 <= len(ops) <= 5 and all(o["self_ms"] >= 0 for o in ops)
+    assert ops == sorted(ops, key=lambda o: o["self_ms"], reverse=True)
+    assert any(o["op"] in ("aten::addmm", "aten::mm", "aten::linear") for o in ops)

@@ -99,7 +99,9 @@ def test_save_load_roundtrip_exact(tiny_model, tiny_decoder, fake_body, tmp_path
     with torch.no_grad():
         torch.testing.assert_close(back(x)["vertices"], fm(x)["vertices"], rtol=0, atol=0)
     tok, betas = torch.randn(20, 64), torch.randn(20, 10) * 0.3
-    torch.testing.assert_close(back.decode(tok, betas)["rotmat"], fm.decode(tok, betas)["rotmat"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        back.decode(tok, betas)["rotmat"], fm.decode(tok, betas)["rotmat"], rtol=0, atol=0
+    )
 
 
 def test_save_fp16_and_errors(tiny_model, fake_body, tmp_path):

@@ -105,7 +105,8 @@ def test_timm_vit_class_token_protected_and_off_identical():
     from timm.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(0)
-    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2, num_classes=5).eval()
+    kw = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2, num_classes=5)
+    vit = VisionTransformer(**kw).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = vit(x)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import resource
 import statistics
 import sys
@@ -68,19 +69,46 @@ class BackboneHead(nn.Module):
         self.head_size_bias = False  # as HMR: add log(token size) to the head's cross-attention
 
     def forward(
-        self, img: Tensor, person_mask: Tensor | None = None, bbox_info: Tensor | None = None
+        self,
+        img: Tensor,
+        person_mask: Tensor | None = None,
+        bbox_info: Tensor | None = None,
+        stage_times: dict[str, list[float]] | None = None,
     ) -> dict[str, Any]:
+        """``stage_times`` (optional): seconds of the ``backbone`` stage (token state incl. mask pooling +
+        ViT) and the ``head`` stage are appended to its lists (device synchronised at the boundaries)."""
         B = img.shape[0]
+        clock = _StageClock(img.device, stage_times)
         if img.shape[-1] == img.shape[-2]:  # square crop: HMR2.0 trims 32 px each side
             img = img[:, :, :, 32:-32]
         state = self.make_token_state(person_mask, B) if self.make_token_state is not None else TokenState()
         tokens = self.backbone.forward_tokens(img, state)
+        clock.mark("backbone")
         bias = None
         if self.head_size_bias and state.size is not None:
             bias = torch.log(state.size)[:, None, None, :, 0]  # (B, 1, 1, N')
         out = dict(self.head(tokens, bbox_info=bbox_info, context_bias=bias))
+        clock.mark("head")
         out["tokens_per_block"] = list(state.tokens_per_block)
         return out
+
+
+class _StageClock:
+    """Appends the seconds since the previous mark to ``times[name]`` (no-op when ``times`` is None)."""
+
+    def __init__(self, device: torch.device, times: dict[str, list[float]] | None):
+        self.device, self.times = device, times
+        if times is not None:
+            _sync(device)
+            self.t = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        if self.times is None:
+            return
+        _sync(self.device)
+        now = time.perf_counter()
+        self.times.setdefault(name, []).append(now - self.t)
+        self.t = now
 
 
 def build_bench_model(preset: str | ModelConfig, depth: int | None = None, seed: int = 0) -> BackboneHead:
@@ -228,6 +256,73 @@ def _rss_peak_mb() -> float:
     return r / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
 
 
+def _rss_now_mb() -> float | None:
+    """Current resident set size of this process (MB) from ``/proc/self/statm``; None where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _malloc_trim() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``) so RSS growth reflects new memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class RSSPeakSampler:
+    """Peak resident memory growth during a block (CPU), sampled by a background thread.
+
+    ``with RSSPeakSampler() as s: ...`` then ``s.peak_delta_mb`` = max RSS seen while the block ran minus
+    the RSS at entry (MB). PyTorch releases the GIL inside its kernels, so the thread keeps sampling while
+    a forward runs; allocations shorter than ``interval_s`` can be missed, and memory the allocator reuses
+    does not show (glibc's ``malloc_trim`` runs at entry to limit that): a lower bound. Where
+    ``/proc/self/statm`` is missing it falls back to the growth of ``ru_maxrss`` (``kind`` says which)."""
+
+    def __init__(self, interval_s: float = 0.002):
+        self.interval_s = interval_s
+        self.kind = "cpu_rss_peak_minus_start_sampled" if _rss_now_mb() is not None else "cpu_peak_rss_growth"
+        self.peak_delta_mb: float = 0.0
+
+    def __enter__(self) -> RSSPeakSampler:
+        import threading
+
+        self._stop = threading.Event()
+        gc.collect()
+        _malloc_trim()
+        if self.kind == "cpu_peak_rss_growth":
+            self._start = _rss_peak_mb()
+            return self
+        self._start = self._peak = _rss_now_mb() or 0.0
+
+        def run() -> None:
+            while not self._stop.is_set():
+                v = _rss_now_mb()
+                if v is not None and v > self._peak:
+                    self._peak = v
+                self._stop.wait(self.interval_s)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self.kind == "cpu_peak_rss_growth":
+            self.peak_delta_mb = max(0.0, _rss_peak_mb() - self._start)
+            return
+        self._thread.join()
+        v = _rss_now_mb()
+        self._peak = max(self._peak, v or 0.0)
+        self.peak_delta_mb = max(0.0, self._peak - self._start)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -286,29 +381,32 @@ def time_side_by_side(
 
     Each config is warmed up ``warmup`` times and its peak memory measured then, **beyond what was
     allocated before** (weights excluded): CUDA ``max_memory_allocated`` minus ``memory_allocated``
-    before the warm-up, or on CPU the growth of the process' peak RSS (0 when an earlier config already
-    reached a higher peak, so CPU values are a lower bound). Then ``repeats`` rounds run every config
-    once in turn."""
+    before the warm-up (``mem_kind="cuda_max_allocated"``), or on CPU the peak resident set size sampled
+    every 2 ms during the warm-up minus the RSS at its start (:class:`RSSPeakSampler`,
+    ``mem_kind="cpu_rss_peak_minus_start_sampled"``; a lower bound, since the allocator may reuse memory
+    freed earlier). Then ``repeats`` rounds run every config once in turn."""
     if not configs:
         raise ValueError("time_side_by_side: no configurations given")
     device = torch.device(device)
     threads = torch.get_num_threads()
     mem: dict[str, float | None] = {}
+    kind = "cuda_max_allocated"
     for name, fn in configs:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-        else:
-            base = _rss_peak_mb()
-        with torch.no_grad():
-            for _ in range(max(1, warmup)):
-                fn()
-        _sync(device)
-        if device.type == "cuda":
+            with torch.no_grad():
+                for _ in range(max(1, warmup)):
+                    fn()
+            _sync(device)
             mem[name] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
         else:
-            mem[name] = max(0.0, _rss_peak_mb() - base)
+            with RSSPeakSampler() as sampler, torch.no_grad():
+                for _ in range(max(1, warmup)):
+                    fn()
+            mem[name] = sampler.peak_delta_mb
+            kind = sampler.kind
     times: dict[str, list[float]] = {n: [] for n, _ in configs}
     rounds = range(repeats)
     if progress:
@@ -323,7 +421,6 @@ def time_side_by_side(
                 fn()
                 _sync(device)
                 times[name].append(time.perf_counter() - t0)
-    kind = "cuda_max_allocated" if device.type == "cuda" else "cpu_peak_rss_growth"
     return [TimingResult(n, batch, times[n], mem[n], kind, threads, str(device)) for n, _ in configs]
 
 
@@ -340,3 +437,94 @@ def format_comparison(results: Sequence[TimingResult]) -> str:
         )
     lines.append(f"(threads={results[0].threads}, device={results[0].device}, interleaved repeats)")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# pipelines: harmonic combination of per-component throughputs, the optional segmenter
+
+
+def harmonic_fps(fps: Sequence[float]) -> float:
+    """Throughput of components that each process every frame one after another: 1 / Σ 1/fps_i.
+
+    This is how the paper's baseline fps follow from its Table 6 components (PAPER.md §5.1):
+    CameraHMR 1/(1/1500 + 1/333.3 + 1/68.2) = 54.5 fps, HMR 2.0 1/(1/1500 + 1/68.2) = 65.2 fps."""
+    vals = [float(f) for f in fps]
+    if not vals or any(not f > 0 for f in vals):
+        raise ValueError(f"harmonic_fps needs positive throughputs, got {vals}")
+    return 1.0 / sum(1.0 / f for f in vals)
+
+
+def combine_components(components: dict[str, float | None]) -> dict[str, Any]:
+    """``{"fps": harmonic combination of the present components, "components": {name: fps},
+    "missing": [names whose fps is None]}`` (``fps`` is None when nothing is present)."""
+    present = {k: float(v) for k, v in components.items() if v is not None}
+    return {
+        "fps": harmonic_fps(list(present.values())) if present else None,
+        "components": present,
+        "missing": [k for k, v in components.items() if v is None],
+    }
+
+
+def segmenter_status(name: str = "yolo11n-seg") -> str:
+    """Whether the optional segmenter can be benchmarked here (``ultralytics`` importable)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ultralytics") is None:
+        return (
+            f"absent: {name} needs the optional 'ultralytics' package (AGPL, not installed); "
+            "the paper reports 1000 fps (Table 6) / 1500 fps (Table 9) on an RTX 3090"
+        )
+    return f"{name} available (ultralytics importable)"
+
+
+def build_segmenter(
+    name: str = "yolo11n-seg", device: str | torch.device = "cpu"
+) -> tuple[nn.Module | None, str]:
+    """(network, description) of YOLO11n-seg built from its **model config** with random weights (nothing is
+    downloaded), or (None, why absent). The network's raw forward on (B, 3, 640, 640) is what gets timed
+    (no pre-processing, NMS or mask post-processing), when the optional ``ultralytics`` package is
+    installed."""
+    status = segmenter_status(name)
+    if status.startswith("absent"):
+        return None, status
+    try:
+        from ultralytics import YOLO
+
+        net = YOLO(f"{name}.yaml").model  # architecture from the packaged yaml; random initialisation
+        net = net.to(device).eval()
+    except Exception as e:  # an optional extra: report, never fail the benchmark
+        return None, f"absent: building {name} from its config failed ({type(e).__name__}: {e})"
+    n = sum(p.numel() for p in net.parameters())
+    return (
+        net,
+        f"{name} from its model config, random weights ({n / 1e6:.2f} M params), raw forward at 640x640",
+    )
+
+
+def op_profile(
+    fn: Callable[[], Any], top: int = 15, device: str | torch.device = "cpu"
+) -> list[dict[str, Any]]:
+    """Where the time of one call goes: ``torch.profiler`` over ``fn()`` (after one untimed call), the ``top``
+    operators by self time as dicts {op, calls, self_ms, total_ms, self_pct}."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
+    with torch.no_grad():
+        fn()
+        with profile(activities=acts) as prof:
+            fn()
+            _sync(torch.device(device))
+    ev = prof.key_averages()
+    key = "self_device_time_total" if torch.device(device).type == "cuda" else "self_cpu_time_total"
+    total = sum(getattr(e, key) for e in ev) or 1.0
+    rows = sorted(ev, key=lambda e: getattr(e, key), reverse=True)[:top]
+    return [
+        {
+            "op": e.key,
+            "calls": e.count,
+            "self_ms": getattr(e, key) / 1000.0,
+            "total_ms": (e.device_time_total if key.startswith("self_device") else e.cpu_time_total) / 1000.0,
+            "self_pct": 100.0 * getattr(e, key) / total,
+        }  # fmt: skip
+        for e in rows
+    ]
