@@ -270,5 +270,11 @@ __all__ = [
     "restore_grid",
     "group_ids",
     "last_state",
+    "person_tokens_grid",
     "SCHEDULES",
 ]
+
+
+def person_tokens_grid(mask: Tensor, coverage: float = 0.5, grid: tuple[int, int] = (16, 12)) -> Tensor:
+    """(B, 256, 256) crop-aligned mask -> (B, gh, gw) bool person tokens (see ``mask_tome.person_tokens``)."""
+    return person_tokens(mask, coverage).reshape(mask.shape[0], grid[0], grid[1])

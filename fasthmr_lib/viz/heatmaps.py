@@ -1,0 +1,158 @@
+"""Token-merge heatmaps over the crop (plotly), an ipywidgets explorer, and static copies.
+
+All grids are the ViT's 16×12 token grid; a token (i, j) is drawn over its receptive field in the
+256×256 crop (HMR2.0: columns 32:224 are seen, patch conv k16 s16 pad 2 → centre (38+16j, 6+16i)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from torch import Tensor
+
+from ..merging.patch import MaskToMeConfig
+from ..merging.trace import MergeTrace, merge_trace
+
+PANELS = ("person tokens", "merge groups", "token size", "head query attention")
+
+
+def _np(x: Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _group_colours(groups: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(16,12) group ids -> (16,12) float in [0,1): one random value per group; singletons NaN."""
+    ids, counts = np.unique(groups, return_counts=True)
+    rng = np.random.default_rng(seed)
+    lut = dict(zip(ids.tolist(), rng.random(len(ids)).tolist(), strict=True))
+    out = np.vectorize(lut.get)(groups).astype(float)
+    singles = set(ids[counts == 1].tolist())
+    out[np.isin(groups, list(singles))] = np.nan
+    return out
+
+
+def panel_values(trace: MergeTrace, block: int) -> list[np.ndarray]:
+    """The four (16,12) arrays drawn for ``block`` (clamped to the traced depth)."""
+    b = min(max(block, 0), len(trace.groups) - 1)
+    person = _np(trace.person).astype(float)
+    groups = _group_colours(_np(trace.groups[b]))
+    size = _np(trace.sizes[b]).astype(float)
+    att = _np(trace.head_attention) if trace.head_attention is not None else np.zeros_like(person)
+    return [person, groups, size, att]
+
+
+def trace_figure(image: np.ndarray, trace: MergeTrace, block: int, title: str = "") -> go.Figure:
+    """2×2 plotly figure over the crop ``image`` (256,256,3) uint8: person tokens, merge groups after
+    ``block`` (one colour per merged group, unmerged patches clear), token sizes, head attention."""
+    gh, gw = _np(trace.person).shape
+    xs, ys = 38 + 16 * np.arange(gw), 6 + 16 * np.arange(gh)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=PANELS, horizontal_spacing=0.04, vertical_spacing=0.08)
+    scales = ["Reds", "Turbo", "Viridis", "Hot"]
+    for k, vals in enumerate(panel_values(trace, block)):
+        r, c = k // 2 + 1, k % 2 + 1
+        fig.add_trace(go.Image(z=image), row=r, col=c)
+        fig.add_trace(
+            go.Heatmap(
+                z=vals, x=xs, y=ys, colorscale=scales[k], opacity=0.55, showscale=False,
+                zmin=0.0 if k != 2 else 1.0, zmax=1.0 if k < 2 else None, hoverinfo="z",
+            ),
+            row=r, col=c,
+        )  # fmt: skip
+    n = trace.tokens_per_block[min(block, len(trace.tokens_per_block) - 1)]
+    fig.update_layout(
+        title=f"{title} block {block}: {n} tokens",
+        height=720,
+        width=720,
+        margin=dict(l=10, r=10, t=60, b=10),
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    return fig
+
+
+def save_figure(fig: go.Figure, stem: str | Path) -> list[Path]:
+    """Write ``<stem>.html`` (plotly.js in the same folder, offline) and, when kaleido is installed,
+    ``<stem>.png``; returns the written paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = [stem.with_suffix(".html")]
+    fig.write_html(out[0], include_plotlyjs="directory")
+    try:
+        fig.write_image(stem.with_suffix(".png"))
+        out.append(stem.with_suffix(".png"))
+    except (ValueError, ImportError, RuntimeError):
+        pass
+    return out
+
+
+def save_trace_png(image: np.ndarray, trace: MergeTrace, blocks: Sequence[int], path: str | Path) -> Path:
+    """Static matplotlib copy (no kaleido needed): rows = ``blocks``, columns = the four panels."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(blocks), 4, figsize=(12, 3.4 * len(blocks)), squeeze=False)
+    cmaps = ["Reds", "turbo", "viridis", "hot"]
+    for row, b in enumerate(blocks):
+        for k, vals in enumerate(panel_values(trace, b)):
+            ax = axes[row, k]
+            ax.imshow(image)
+            ax.imshow(vals, extent=(30, 222, 254, -2), cmap=cmaps[k], alpha=0.55, interpolation="nearest")
+            ax.set_xlim(0, 256)
+            ax.set_ylim(256, 0)
+            ax.set_axis_off()
+            n = trace.tokens_per_block[min(b, len(trace.tokens_per_block) - 1)]
+            ax.set_title(f"{PANELS[k]} (block {b}, {n} tok)", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def explorer(
+    model: Any,
+    crops: Sequence[tuple[Tensor, Tensor, np.ndarray, str]],
+    cfg: MaskToMeConfig | None = None,
+) -> Any:
+    """ipywidgets explorer: image picker, block slider, n_l and M′ sliders, mask on/off, over a live
+    plotly ``FigureWidget``. ``crops``: (img (1,3,256,256), mask (1,256,256), image uint8, label)."""
+    import ipywidgets as W
+
+    cfg = cfg or MaskToMeConfig()
+    depth = len(model.backbone.blocks)
+    pick = W.Dropdown(options=[(c[3], i) for i, c in enumerate(crops)], value=0, description="image")
+    block = W.IntSlider(value=min(2, depth - 1), min=0, max=depth - 1, description="block")
+    n_l = W.IntSlider(value=cfg.per_layer, min=0, max=100, step=10, description="n_l")
+    keep = W.IntSlider(value=cfg.min_tokens, min=10, max=192, step=10, description="M′")
+    use_mask = W.Checkbox(value=cfg.use_mask, description="person mask")
+    cache: dict[tuple, MergeTrace] = {}
+
+    def current() -> MergeTrace:
+        key = (pick.value, n_l.value, keep.value, use_mask.value)
+        if key not in cache:
+            c = crops[pick.value]
+            run = MaskToMeConfig(
+                layers=cfg.layers, per_layer=n_l.value, min_tokens=keep.value, use_mask=use_mask.value,
+                prop_attn=cfg.prop_attn, head_size_bias=cfg.head_size_bias, coverage=cfg.coverage,
+            )  # fmt: skip
+            cache[key] = merge_trace(model, c[0], c[1], run)
+        return cache[key]
+
+    fw = go.FigureWidget(trace_figure(crops[0][2], current(), block.value, crops[0][3]))
+
+    def redraw(_: Any = None) -> None:
+        tr = current()
+        new = trace_figure(crops[pick.value][2], tr, block.value, crops[pick.value][3])
+        with fw.batch_update():
+            for old, upd in zip(fw.data, new.data, strict=True):
+                old.z = upd.z
+            fw.layout.title = new.layout.title
+
+    for w in (pick, block, n_l, keep, use_mask):
+        w.observe(redraw, names="value")
+    return W.VBox([W.HBox([pick, use_mask]), W.HBox([block, n_l, keep]), fw])
