@@ -4,7 +4,8 @@ renders and reacts to its slider.
 Needs Debian's ``chromium`` and the ``playwright`` Python package (no browser download: playwright
 drives the system Chromium). ``scripts/run_tests.sh`` installs Chromium when it can and then sets
 ``FASTHMR_REQUIRE_BROWSER=1``, which turns a missing browser into a failure instead of a skip.
-Screenshots go to ``results/figures/03_browser_widget_{before,after}.png``.
+Screenshots ``03_browser_widget_{before,after}.png`` go to the test's tmp folder, or to
+``$FASTHMR_SCREENSHOTS`` when set (the shipped ones: ``FASTHMR_SCREENSHOTS=results/figures``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -87,7 +89,7 @@ def lab(tmp_path):
 
 
 @pytest.mark.timeout(900)
-def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab):
+def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         _need("chromium", "no chromium executable on PATH (Debian: apt-get install chromium)")
@@ -96,7 +98,7 @@ def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab):
     except ImportError as e:
         _need("playwright", f"it cannot be imported ({e})")
 
-    shots = paths.results_dir() / "figures"
+    shots = Path(os.environ.get("FASTHMR_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -107,19 +109,29 @@ def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab):
         # the kernel must be up before 'run all' is sent
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        # the explorer: an ipywidgets slider next to a plotly figure
-        handle = page.wait_for_selector(".widget-slider .noUi-handle", timeout=600_000)
-        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        # the explorer: an ipywidgets slider next to a plotly figure. JupyterLab renders off-screen
+        # cells lazily, so wait for the elements to exist, then scroll them into view.
+        page.wait_for_selector(".widget-slider .noUi-handle", state="attached", timeout=600_000)
+        page.wait_for_selector(".js-plotly-plot", state="attached", timeout=120_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=600_000)
         errors = page.locator("[data-mime-type='application/vnd.jupyter.error']")
         assert errors.count() == 0, "a notebook cell raised:\n" + "\n".join(errors.all_inner_texts())[:3000]
+        stderr_els = page.locator("[data-mime-type='application/vnd.jupyter.stderr']")
+        stderr = "\n".join(stderr_els.all_inner_texts())
+        assert "serialization failed" not in stderr, f"a widget message was dropped:\n{stderr[:3000]}"
+        no_news = page.get_by_role("button", name="No", exact=True)
+        if no_news.count():  # JupyterLab's "get notified about news?" toast would cover the widget
+            no_news.first.click()
 
         slider = page.locator(".widget-slider").first
         slider.scroll_into_view_if_needed()
+        handle = slider.locator(".noUi-handle").first
+        handle.wait_for(state="visible", timeout=60_000)
         readout = slider.locator(".widget-readout")
         plot = page.locator(".js-plotly-plot").last
         before_val = readout.inner_text()
         before_plot = plot.inner_html()
+        plot.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "03_browser_widget_before.png"), full_page=False)
         handle.click()
         for _ in range(2):

@@ -114,6 +114,14 @@ def save_trace_png(image: np.ndarray, trace: MergeTrace, blocks: Sequence[int], 
     return path
 
 
+def _json_safe(z: Any) -> Any:
+    """Heatmap ``z`` for a widget comm: NaN (transparent cells) -> None, since Jupyter messages are strict
+    JSON (a NaN makes the kernel drop the update with "Out of range float values")."""
+    if z is None or np.ndim(z) != 2:  # images (H, W, 3) hold no NaN
+        return z
+    return [[None if np.isnan(v) else float(v) for v in row] for row in np.asarray(z, dtype=float)]
+
+
 def explorer(
     model: Any,
     crops: Sequence[tuple[Tensor, Tensor, np.ndarray, str]],
@@ -143,14 +151,17 @@ def explorer(
             cache[key] = merge_trace(model, c[0], c[1], run)
         return cache[key]
 
-    fw = go.FigureWidget(trace_figure(crops[0][2], current(), block.value, crops[0][3]))
+    first = trace_figure(crops[0][2], current(), block.value, crops[0][3])
+    for t in first.data:
+        t.z = _json_safe(t.z)
+    fw = go.FigureWidget(first)
 
     def redraw(_: Any = None) -> None:
         tr = current()
         new = trace_figure(crops[pick.value][2], tr, block.value, crops[pick.value][3])
         with fw.batch_update():
             for old, upd in zip(fw.data, new.data, strict=True):
-                old.z = upd.z
+                old.z = _json_safe(upd.z)
             fw.layout.title = new.layout.title
 
     for w in (pick, block, n_l, keep, use_mask):

@@ -1,0 +1,555 @@
+"""The deployed FastHMR model: baseline HMR + ECLM windows + Mask-ToMe + the one-step diffusion decoder.
+
+FastHMR (arXiv 2510.10868, Fig. 4) runs, per video:
+
+1. a person box + mask per frame (segmenter; here given by the caller);
+2. the HMR2.0-style crop (square box ×1.2, aspect 192:256, 256×256; the same code as the datasets,
+   :func:`fasthmr_lib.data.crops.make_crop`) with the mask warped identically;
+3. the per-frame encoder: the backbone shortened by ECLM (§3.2;
+   :func:`fasthmr_lib.merging.eclm.apply_windows`, applied **first**) with Mask-ToMe in its first blocks
+   (§3.1; ``fasthmr_lib.merging.patch.apply``, applied **second**), then the SMPL head — β and the camera
+   come from its linear heads;
+4. the diffusion decoder over windows of F head tokens (paper F = 243; shorter videos are resampled to F
+   and back, longer ones split — :mod:`fasthmr_lib.diffusion.decoder`) → smooth SMPL θ.
+
+:class:`FastHMR` holds the merged/patched :class:`~fasthmr_lib.models.hmr.HMR` (``.hmr``) and the
+:class:`~fasthmr_lib.diffusion.decoder.DiffusionDecoder` (``.decoder``, optional) and saves both as **one
+artefact**: ``model.safetensors`` (``hmr.backbone.*``, ``hmr.head.*``, ``decoder.vae.*``,
+``decoder.denoiser.*``, ``decoder.stats.*``; fp32 or fp16) + ``fasthmr.json`` (the parts' settings: merged
+model config, ECLM windows and rule, Mask-ToMe config, decoder configs, written last). The body model is
+not stored (SMPL's licence; it comes from the SMPL folder, as for :mod:`fasthmr_lib.models.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import roma
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .body.smpl import SMPLBody, load_body_model
+from .config import ModelConfig
+from .data.crops import crop_to_image_points, make_crop, normalize_image
+from .io import atomic_path, atomic_write_text
+from .models.checkpoints import CheckpointError
+from .models.hmr import HMR, project_crop
+
+FORMAT_NAME = "fasthmr-model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "fasthmr.json"
+_HMR_PREFIXES = ("backbone.", "head.")
+
+
+def _patch_module():
+    """``fasthmr_lib.merging.patch`` (Mask-ToMe), imported lazily with a clear error."""
+    try:
+        from .merging import patch
+    except ImportError as e:  # pragma: no cover - depends on the parallel helper's module
+        raise RuntimeError(f"Mask-ToMe requested but fasthmr_lib.merging.patch is not available ({e})") from e
+    return patch
+
+
+def _mask_tome_dict(cfg: Any) -> dict[str, Any] | None:
+    if cfg is None:
+        return None
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    raise TypeError(f"mask_tome must be a MaskToMeConfig (dataclass) or None, got {type(cfg).__name__}")
+
+
+def _load_decoder_dir(path: str | Path, smpl: nn.Module, **kw: Any) -> nn.Module:
+    from .diffusion.decoder import DiffusionDecoder
+
+    d = Path(path)
+    for part in ("vae", "denoiser"):
+        if not (d / part / "config.json").is_file():
+            raise FileNotFoundError(
+                f"decoder folder {d}: expected {d / part}/config.json + model.safetensors "
+                "(a trained pair written by fasthmr_lib.diffusion.training; see notebook 04)"
+            )
+    return DiffusionDecoder.from_checkpoints(d / "vae", d / "denoiser", smpl, **kw)
+
+
+class FastHMR(nn.Module):
+    """ECLM-merged, Mask-ToMe-patched HMR + optional diffusion decoder (see the module docstring).
+
+    Build with :meth:`from_parts` or :meth:`load`; the constructor only stores already-prepared parts.
+
+    Attributes:
+        hmr: the per-frame model (:class:`HMR`; ``hmr.backbone.blocks`` already merged, Mask-ToMe installed).
+        decoder: :class:`~fasthmr_lib.diffusion.decoder.DiffusionDecoder` or ``None`` (per-frame head only).
+        windows: ECLM windows ``[(lo, hi), ...]`` in the baseline's block numbering (``[]``: none).
+        rule: ECLM merge rule (``paper`` = Eq. 4).
+        mask_tome: the Mask-ToMe config (``MaskToMeConfig``) or ``None``.
+        baseline_depth: blocks of the baseline before merging.
+    """
+
+    def __init__(
+        self,
+        hmr: HMR,
+        decoder: nn.Module | None = None,
+        *,
+        windows: Sequence[Sequence[int]] | None = None,
+        rule: str = "paper",
+        mask_tome: Any = None,
+        baseline_depth: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        if decoder is not None:
+            head_dim = hmr.cfg.head.dim
+            if decoder.cond_dim != head_dim:
+                raise ValueError(
+                    f"decoder condition width {decoder.cond_dim} != the HMR head-token width {head_dim}: "
+                    "the denoiser must be trained on this model's head tokens"
+                )
+        self.hmr = hmr
+        self.decoder = decoder
+        self.windows = [(int(a), int(b)) for a, b in (windows or [])]
+        self.rule = rule
+        self.mask_tome = mask_tome
+        self.baseline_depth = int(baseline_depth if baseline_depth is not None else len(hmr.backbone.blocks))
+        self.metadata = dict(metadata or {})
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_parts(
+        cls,
+        baseline: HMR,
+        windows: Sequence[Sequence[int]] | None = None,
+        mask_tome: Any = None,
+        decoder: nn.Module | str | os.PathLike | None = None,
+        rule: str = "paper",
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> FastHMR:
+        """Assemble FastHMR from a baseline (left untouched: the parts work on a copy).
+
+        Args:
+            baseline: an unpatched :class:`HMR` (no token merging installed).
+            windows: ECLM windows ``[(lo, hi), ...]`` (original block indices, e.g. from
+                :func:`fasthmr_lib.merging.eclm.load_windows`), or ``None`` / ``[]`` for the full depth.
+            mask_tome: a ``MaskToMeConfig`` (applied after ECLM) or ``None``.
+            decoder: a ``DiffusionDecoder``, a folder with ``vae/`` + ``denoiser/`` checkpoints (loaded onto
+                the baseline's body model), or ``None`` (per-frame head only).
+            rule: ECLM merge rule (:data:`fasthmr_lib.merging.eclm.RULES`).
+        """
+        from .merging import eclm
+
+        if not isinstance(baseline, HMR):
+            raise TypeError(f"baseline must be an HMR model, got {type(baseline).__name__}")
+        if baseline.make_token_state is not None:
+            raise ValueError(
+                "baseline already has token merging installed (make_token_state is set); pass the unpatched "
+                "model and give the settings as mask_tome=MaskToMeConfig(...)"
+            )
+        depth = len(baseline.backbone.blocks)
+        ws = eclm.validate_windows(windows or [], depth)
+        hmr = eclm.apply_windows(baseline, ws, rule) if ws else copy.deepcopy(baseline)
+        if mask_tome is not None:
+            _patch_module().apply(hmr, mask_tome)
+        if isinstance(decoder, (str, os.PathLike)):
+            decoder = _load_decoder_dir(decoder, hmr.smpl)
+        dev = next(hmr.parameters()).device
+        if decoder is not None:
+            decoder = decoder.to(dev).eval()
+        return cls(
+            hmr.eval(),
+            decoder,
+            windows=sorted(ws),
+            rule=rule,
+            mask_tome=mask_tome,
+            baseline_depth=depth,
+            metadata=metadata,
+        )
+
+    # ------------------------------------------------------------------ nn.Module interface
+    @property
+    def cfg(self) -> ModelConfig:
+        """The per-frame model's config (depth = the merged depth)."""
+        return self.hmr.cfg
+
+    @property
+    def smpl(self) -> SMPLBody:
+        return self.hmr.smpl
+
+    @property
+    def depth(self) -> int:
+        return len(self.hmr.backbone.blocks)
+
+    def forward(
+        self, img: Tensor, person_mask: Tensor | None = None, bbox_info: Tensor | None = None
+    ) -> dict[str, Any]:
+        """The per-frame model (same interface and outputs as :meth:`HMR.forward`); the decoder runs
+        over videos in :meth:`predict` / :meth:`decode`."""
+        return self.hmr(img, person_mask=person_mask, bbox_info=bbox_info)
+
+    def describe(self) -> dict[str, Any]:
+        """The parts' settings (what :meth:`save` writes into ``fasthmr.json``, without weights)."""
+        dec = None
+        if self.decoder is not None:
+            d = self.decoder
+            dec = {
+                "vae": d.vae.cfg.to_dict(),
+                "denoiser": d.denoiser.cfg.to_dict(),
+                "objective": d.objective,
+                "latent_scale": d.latent_scale,
+                "num_steps": d.num_steps,
+                "overlap": d.overlap,
+                "tail": d.tail,
+                "batch_size": d.batch_size,
+                "representation": d.body.representation,
+                "leaf_ids": list(d.body.leaf_ids),
+                "num_frames": d.num_frames,
+            }
+        return {
+            "model": _merged_config(self.hmr).to_dict(),
+            "baseline_depth": self.baseline_depth,
+            "depth": self.depth,
+            "eclm": {"windows": [list(w) for w in self.windows], "rule": self.rule},
+            "mask_tome": _mask_tome_dict(self.mask_tome),
+            "decoder": dec,
+            "body_vertices": int(getattr(self.hmr.smpl, "num_vertices", 0)),
+        }
+
+    # ------------------------------------------------------------------ saving / loading
+    def save(
+        self, directory: str | os.PathLike, *, fp16: bool = False, metadata: dict[str, Any] | None = None
+    ) -> Path:
+        """Write ``model.safetensors`` + ``fasthmr.json`` into ``directory`` (atomically, JSON last).
+
+        ``fp16`` stores floating tensors in half precision (loaded back as float32)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, Tensor] = {}
+        for k, v in self.hmr.state_dict().items():
+            if k.startswith(_HMR_PREFIXES):
+                tensors["hmr." + k] = v
+        if self.decoder is not None:
+            for part in ("vae", "denoiser"):
+                for k, v in getattr(self.decoder, part).state_dict().items():
+                    tensors[f"decoder.{part}.{k}"] = v
+            tensors["decoder.stats.mean"] = self.decoder.stats.mean
+            tensors["decoder.stats.std"] = self.decoder.stats.std
+        out = {}
+        for k, v in tensors.items():
+            v = v.detach().cpu()
+            if fp16 and v.is_floating_point():
+                v = v.half()
+            out[k] = v.contiguous().clone()
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(out, str(tmp), metadata={"format": FORMAT_NAME})
+        doc = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            **self.describe(),
+            "dtype": "float16" if fp16 else "float32",
+            "num_tensors": len(out),
+            "metadata": {**self.metadata, **dict(metadata or {})},
+        }
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(doc, indent=2, default=str) + "\n")
+        return directory
+
+    @staticmethod
+    def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+        """The parsed ``fasthmr.json`` of a saved model (format checked)."""
+        cpath = Path(directory) / CONFIG_FILE
+        if not cpath.is_file():
+            raise CheckpointError(
+                f"FastHMR config not found: {cpath} (expected a folder written by FastHMR.save)"
+            )
+        try:
+            doc = json.loads(cpath.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{cpath}: not valid JSON ({e})") from e
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or "model" not in doc:
+            got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise CheckpointError(f"{cpath}: not a {FORMAT_NAME} config (format={got!r})")
+        if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{cpath}: format_version {doc['format_version']} is newer than this library"
+            )
+        return doc
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        smpl: SMPLBody | None = None,
+        device: str | torch.device = "cpu",
+    ) -> FastHMR:
+        """Inverse of :meth:`save` (float32, eval mode). ``smpl=None`` loads the body model from
+        :func:`fasthmr_lib.body.smpl.resolve_smpl_dir`'s folder."""
+        directory = Path(directory)
+        doc = cls.read_config(directory)
+        cpath, wpath = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        try:
+            cfg = ModelConfig.from_dict(doc["model"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{cpath}: bad model config ({e})") from e
+        if not wpath.is_file():
+            raise CheckpointError(f"FastHMR weights not found: {wpath}")
+        try:
+            tensors = load_file(str(wpath))
+        except Exception as e:  # safetensors' own error type, OSError, ...
+            raise CheckpointError(
+                f"{wpath}: cannot read safetensors weights ({type(e).__name__}: {e}); "
+                "the file is damaged or not safetensors"
+            ) from e
+        smpl = smpl if smpl is not None else load_body_model()
+        nv = int(doc.get("body_vertices") or 0)
+        if nv and int(getattr(smpl, "num_vertices", nv)) != nv:
+            raise CheckpointError(
+                f"{cpath}: saved with a {nv}-vertex body model, but the given body model has "
+                f"{smpl.num_vertices} vertices (set FASTHMR_SMPL_DIR / smpl= to the same body model)"
+            )
+        hmr = HMR(cfg, smpl=smpl)
+        _load_strict(hmr, _strip(tensors, "hmr."), wpath, "the per-frame model", _HMR_PREFIXES)
+        decoder = None
+        if doc.get("decoder") is not None:
+            decoder = _build_decoder(doc["decoder"], tensors, smpl, wpath, cpath)
+        eclm_doc = doc.get("eclm") or {}
+        windows = [tuple(w) for w in eclm_doc.get("windows", [])]
+        hmr.eclm_windows = [list(w) for w in windows]
+        hmr.eclm_rule = eclm_doc.get("rule", "paper")
+        mask_cfg = None
+        if doc.get("mask_tome") is not None:
+            patch = _patch_module()
+            try:
+                mask_cfg = patch.MaskToMeConfig(**doc["mask_tome"])
+            except TypeError as e:
+                raise CheckpointError(f"{cpath}: bad 'mask_tome' settings ({e})") from e
+            patch.apply(hmr, mask_cfg)
+        model = cls(
+            hmr.eval(),
+            decoder,
+            windows=windows,
+            rule=hmr.eclm_rule,
+            mask_tome=mask_cfg,
+            baseline_depth=doc.get("baseline_depth"),
+            metadata=doc.get("metadata"),
+        )
+        model.checkpoint_info = {
+            "dir": str(directory),
+            "dtype": doc.get("dtype"),
+            "metadata": doc.get("metadata"),
+        }
+        return model.to(device).eval()
+
+    # ------------------------------------------------------------------ video inference
+    @torch.no_grad()
+    def decode(self, head_token: Tensor, betas: Tensor, *, seed: int = 0) -> dict[str, Tensor]:
+        """Diffusion-decode one clip: head tokens (T, C) + betas (T, 10) -> ``rotmat`` (T,24,3,3),
+        ``global_orient`` (T,3), ``body_pose`` (T,69) (see ``DiffusionDecoder.forward``)."""
+        if self.decoder is None:
+            raise RuntimeError("this FastHMR has no diffusion decoder (decoder=None)")
+        return self.decoder(head_token.float().cpu(), betas.float().cpu(), seed=seed)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        frames: np.ndarray | Sequence[np.ndarray],
+        boxes: np.ndarray,
+        masks: np.ndarray | Sequence[np.ndarray] | None = None,
+        *,
+        batch_size: int = 16,
+        seed: int = 0,
+        focal_px: float | None = None,
+        min_decoder_frames: int = 1,
+        rescale: float = 1.2,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Run FastHMR on one video of one tracked person.
+
+        Args:
+            frames: (T, H, W, 3) uint8 RGB (an array or a sequence of (H, W, 3) arrays).
+            boxes: (T, 4) float xyxy pixel boxes of the person.
+            masks: (T, H, W) bool person masks (needed when Mask-ToMe protects person tokens).
+            batch_size: frames per forward of the per-frame model.
+            seed: noise seed of the one-step decoder (deterministic for a seed).
+            focal_px: full-image focal length for CameraHMR's box conditioning (default: image diagonal).
+            min_decoder_frames: videos shorter than this keep the per-frame head's poses.
+            rescale: box scale factor of the HMR2.0 crop (1.2, as the datasets).
+
+        Returns a dict of CPU tensors over the T frames: ``rotmat`` (T,24,3,3) (decoder output where
+        ``smoothed``, else the head's), ``global_orient`` (T,3), ``body_pose`` (T,69) axis-angle,
+        ``betas`` (T,10),
+        ``cam`` (T,3) weak-perspective, ``cam_t`` (T,3) m, ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m,
+        ``joints2d`` (T,44,2) crop-normalised, ``joints2d_px`` (T,44,2) image px, ``rotmat_head`` (T,24,3,3),
+        ``head_token`` (T,C), ``crop_center`` (T,2) px, ``crop_side`` (T,) px, ``smoothed`` (T,) bool; and
+        ``tokens_per_block`` (list[int]) when token merging ran.
+        """
+        from tqdm.auto import tqdm
+
+        T = len(frames)
+        if T < 1:
+            raise ValueError("predict: frames is empty; expected (T, H, W, 3) uint8 with T >= 1")
+        boxes = np.asarray(boxes, np.float64)
+        if boxes.shape != (T, 4):
+            raise ValueError(f"predict: boxes must be (T={T}, 4) xyxy pixels, got {boxes.shape}")
+        if masks is not None and len(masks) != T:
+            raise ValueError(f"predict: masks must have T={T} entries (T, H, W) bool, got {len(masks)}")
+        mt = self.mask_tome
+        if mt is not None and getattr(mt, "use_mask", False) and masks is None:
+            raise ValueError(
+                "predict: this model protects person tokens (Mask-ToMe use_mask=True): pass masks (T, H, W) "
+                "bool from a segmenter (or build it with mask_tome.use_mask=False)"
+            )
+        if batch_size < 1:
+            raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
+        dev = next(self.hmr.parameters()).device
+        bbox_cond = self.hmr.cfg.head.token_input == "bbox"
+        keys = ("rotmat", "betas", "cam", "cam_t", "joints3d", "vertices", "joints2d", "head_token")
+        acc: dict[str, list[Tensor]] = {k: [] for k in keys}
+        centers, sides, tpb = [], [], None
+        for a in tqdm(range(0, T, batch_size), desc="FastHMR frames", disable=not progress):
+            imgs, pms, infos = [], [], []
+            for t in range(a, min(T, a + batch_size)):
+                img = np.asarray(frames[t])
+                if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                    raise ValueError(
+                        f"predict: frame {t} must be (H, W, 3) uint8, got {img.shape} {img.dtype}"
+                    )
+                mk = None
+                if masks is not None:
+                    m = np.asarray(masks[t])
+                    if m.shape != img.shape[:2]:
+                        raise ValueError(f"predict: mask {t} has shape {m.shape}, frame is {img.shape[:2]}")
+                    mk = {"person_mask": m.astype(bool)}
+                cr = make_crop(img, boxes[t], masks=mk, rescale=rescale)
+                imgs.append(normalize_image(cr["img"]))
+                if mk is not None:
+                    pms.append(torch.from_numpy(cr["person_mask"].astype(np.float32)))
+                centers.append(cr["center"])
+                sides.append(float(cr["side"]))
+                if bbox_cond:
+                    H, W = img.shape[:2]
+                    f = float(focal_px) if focal_px else float(np.hypot(H, W))
+                    c = cr["center"]
+                    infos.append(
+                        torch.tensor([(c[0] - W / 2) / f, (c[1] - H / 2) / f, float(cr["side"]) / f])
+                    )
+            kw: dict[str, Any] = {}
+            if pms:
+                kw["person_mask"] = torch.stack(pms).to(dev)
+            if infos:
+                kw["bbox_info"] = torch.stack(infos).float().to(dev)
+            out = self.hmr(torch.stack(imgs).to(dev), **kw)
+            for k in keys:
+                acc[k].append(out[k].detach().float().cpu())
+            tpb = out.get("tokens_per_block", tpb)
+        res: dict[str, Any] = {k: torch.cat(v) for k, v in acc.items()}
+        res["rotmat_head"] = res["rotmat"]
+        res["crop_center"] = torch.from_numpy(np.stack(centers).astype(np.float32))
+        res["crop_side"] = torch.tensor(sides, dtype=torch.float32)
+        smoothed = torch.zeros(T, dtype=torch.bool)
+        if self.decoder is not None and T >= min_decoder_frames:
+            dec = self.decode(res["head_token"], res["betas"], seed=seed)
+            rot = dec["rotmat"].float()
+            body = self._pose_body(rot, res["betas"], batch_size, dev)
+            res.update(rotmat=rot, joints3d=body["joints44"], vertices=body["vertices"])
+            res["joints2d"] = project_crop(
+                res["joints3d"], res["cam_t"], self.hmr.cfg.focal_length, self.hmr.cfg.image_size
+            )
+            smoothed[:] = True
+        aa = roma.rotmat_to_rotvec(res["rotmat"])
+        res["global_orient"], res["body_pose"] = aa[:, 0], aa[:, 1:].reshape(T, 69)
+        px = [crop_to_image_points(res["joints2d"][t].numpy(), centers[t], sides[t]) for t in range(T)]
+        res["joints2d_px"] = torch.from_numpy(np.stack(px).astype(np.float32))
+        res["smoothed"] = smoothed
+        if tpb is not None:
+            res["tokens_per_block"] = list(tpb)
+        return res
+
+    def _pose_body(self, rot: Tensor, betas: Tensor, chunk: int, dev: torch.device) -> dict[str, Tensor]:
+        parts: dict[str, list[Tensor]] = {"joints44": [], "vertices": []}
+        for a in range(0, rot.shape[0], max(chunk, 1)):
+            r, b = rot[a : a + chunk].to(dev), betas[a : a + chunk].to(dev)
+            o = self.hmr.smpl(r[:, :1], r[:, 1:], b)
+            for k in parts:
+                parts[k].append(o[k].float().cpu())
+        return {k: torch.cat(v) for k, v in parts.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _merged_config(hmr: HMR) -> ModelConfig:
+    cfg = hmr.cfg
+    return cfg.replace(vit=dataclasses.replace(cfg.vit, depth=len(hmr.backbone.blocks)))
+
+
+def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _load_strict(
+    module: nn.Module, sd: dict[str, Tensor], path: Path, what: str, prefixes: tuple[str, ...] | None = None
+) -> None:
+    """Load ``sd`` into ``module`` (keys restricted to ``prefixes``), all or nothing; errors name the file."""
+    target = {k: v for k, v in module.state_dict().items() if prefixes is None or k.startswith(prefixes)}
+    missing = sorted(set(target) - set(sd))
+    unexpected = sorted(set(sd) - set(target))
+    bad = sorted(
+        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
+        for k in set(sd) & set(target)
+        if tuple(sd[k].shape) != tuple(target[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {missing[:8]}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {unexpected[:8]}")
+    if bad:
+        problems.append(f"shape mismatches ({len(bad)}): {bad[:6]}")
+    if problems:
+        raise CheckpointError(
+            f"{path}: weights of {what} do not match its config; nothing loaded. " + "; ".join(problems)
+        )
+    with torch.no_grad():
+        module.load_state_dict({k: v.to(target[k].dtype) for k, v in sd.items()}, strict=False)
+
+
+def _build_decoder(d: dict[str, Any], tensors: dict[str, Tensor], smpl: nn.Module, wpath: Path, cpath: Path):
+    from .body.hybrik import FeatureStats, HybrIKBody
+    from .diffusion.decoder import DiffusionDecoder
+    from .diffusion.denoiser import DenoiserConfig, LatentDenoiser
+    from .diffusion.vae import MotionVAE, VAEConfig
+
+    try:
+        vae = MotionVAE(VAEConfig.from_dict(d["vae"]))
+        den = LatentDenoiser(DenoiserConfig.from_dict(d["denoiser"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{cpath}: bad 'decoder' settings ({type(e).__name__}: {e})") from e
+    _load_strict(vae, _strip(tensors, "decoder.vae."), wpath, "the motion VAE")
+    _load_strict(den, _strip(tensors, "decoder.denoiser."), wpath, "the latent denoiser")
+    if "decoder.stats.mean" not in tensors or "decoder.stats.std" not in tensors:
+        raise CheckpointError(f"{wpath}: decoder normalisation stats 'decoder.stats.mean/std' missing")
+    stats = FeatureStats(tensors["decoder.stats.mean"].float(), tensors["decoder.stats.std"].float())
+    body = HybrIKBody.from_smpl(smpl, leaf_ids=tuple(d["leaf_ids"]), representation=d["representation"])
+    return DiffusionDecoder(
+        vae.eval(),
+        den.eval(),
+        body,
+        stats,
+        objective=d["objective"],
+        latent_scale=float(d["latent_scale"]),
+        num_steps=int(d.get("num_steps", 1)),
+        overlap=int(d.get("overlap", 0)),
+        tail=str(d.get("tail", "shift")),
+        batch_size=int(d.get("batch_size", 16)),
+    ).eval()
