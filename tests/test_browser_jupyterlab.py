@@ -54,10 +54,13 @@ def _wait_http(url: str, timeout: float) -> None:
 
 
 @pytest.fixture()
-def lab(tmp_path):
+def lab(tmp_path, embedded_body_dir):
     """A JupyterLab server rooted in tmp_path holding notebook 03 with the tiny profile's parameters."""
     import papermill as pm
 
+    from data_prep.build_world import build_world
+
+    build_world("tiny", progress=False)  # notebook 00's job (idempotent); the body model: fixture
     nb_dir = paths.notebooks_dir()
     src = nb_dir / NOTEBOOK
     assert src.exists(), f"{src} is missing"
@@ -111,11 +114,12 @@ def test_notebook03_widget_renders_and_reacts_in_jupyterlab(lab, tmp_path):
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         # the explorer: an ipywidgets slider next to a plotly figure. JupyterLab renders off-screen
         # cells lazily, so wait for the elements to exist, then scroll them into view.
-        page.wait_for_selector(".widget-slider .noUi-handle", state="attached", timeout=600_000)
-        page.wait_for_selector(".js-plotly-plot", state="attached", timeout=120_000)
+        err = "[data-mime-type='application/vnd.jupyter.error']"
+        page.wait_for_selector(f".widget-slider .noUi-handle, {err}", state="attached", timeout=600_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=600_000)
-        errors = page.locator("[data-mime-type='application/vnd.jupyter.error']")
+        errors = page.locator(err)
         assert errors.count() == 0, "a notebook cell raised:\n" + "\n".join(errors.all_inner_texts())[:3000]
+        page.wait_for_selector(".js-plotly-plot", state="attached", timeout=120_000)
         stderr_els = page.locator("[data-mime-type='application/vnd.jupyter.stderr']")
         stderr = "\n".join(stderr_els.all_inner_texts())
         assert "serialization failed" not in stderr, f"a widget message was dropped:\n{stderr[:3000]}"
