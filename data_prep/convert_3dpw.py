@@ -46,6 +46,7 @@ from .convert_common import (
     get_field,
     load_pickle,
     normalize_gender,
+    open_clip_dataset,
     require_dir,
     resolve_image_size,
     run_cli,
@@ -177,9 +178,7 @@ def convert(
         "valid_only": valid_only,
         "smpl_dir": None if smpl_dir is None else str(smpl_dir),
     }
-    models = BodyModels(smpl_dir)
-    models.get("neutral")  # fail early (with set-up instructions) when no body model is available
-    writer = DatasetWriter(out_root, SOURCE, params)
+    models, writer = open_clip_dataset(out_root, SOURCE, params, smpl_dir)
     out = []
     for split, pkl in tqdm(files, desc="3DPW sequences", unit="seq", disable=not progress):
         for clip, info in read_sequence(

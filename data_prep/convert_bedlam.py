@@ -39,6 +39,7 @@ from .convert_common import (
     check_box_source,
     get_array,
     load_npz,
+    open_clip_dataset,
     require_dir,
     run_cli,
     sanitize_id,
@@ -186,9 +187,7 @@ def convert(
         "relative_paths": relative_paths,
         "smpl_dir": None if smpl_dir is None else str(smpl_dir),
     }
-    models = BodyModels(smpl_dir)
-    models.get("neutral")
-    writer = DatasetWriter(out_root, SOURCE, params)
+    models, writer = open_clip_dataset(out_root, SOURCE, params, smpl_dir)
     out, skipped, smplx_files = [], [], []
     for f in tqdm(files, desc="BEDLAM scenes", unit="scene", disable=not progress):
         if f.name.lower().startswith("agora") or (skip_closeup and "closeup" in f.stem):

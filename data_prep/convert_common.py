@@ -808,6 +808,16 @@ class DatasetWriter:
 # ------------------------------------------------------------------------------------ CLI
 
 
+def open_clip_dataset(
+    out_root: str | os.PathLike, source: str, params: dict[str, Any], smpl_dir: str | os.PathLike | None
+) -> tuple[BodyModels, DatasetWriter]:
+    """Body models (the neutral one loaded now, so a missing body model fails before anything is
+    written, with set-up instructions) and the writer of a clip-record dataset."""
+    models = BodyModels(smpl_dir)
+    models.get("neutral")
+    return models, DatasetWriter(out_root, source, params)
+
+
 def base_parser(doc: str | None, body_model: bool = True) -> argparse.ArgumentParser:
     """``SRC OUT [--smpl-dir D] [--box-source vertices|dataset] [--relative-paths] [--quiet]``."""
     ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)

@@ -42,6 +42,7 @@ from .convert_common import (
     int_field,
     load_pickle,
     normalize_gender,
+    open_clip_dataset,
     require_dir,
     run_cli,
     to_str,
@@ -163,9 +164,7 @@ def convert(
         "good_frames_only": good_frames_only,
         "smpl_dir": None if smpl_dir is None else str(smpl_dir),
     }
-    models = BodyModels(smpl_dir)
-    models.get("neutral")
-    writer = DatasetWriter(out_root, SOURCE, params)
+    models, writer = open_clip_dataset(out_root, SOURCE, params, smpl_dir)
     out, skipped = [], []
     for pkl in tqdm(files, desc="EMDB sequences", unit="seq", disable=not progress):
         data = load_pickle(pkl)

@@ -30,9 +30,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .convert_common import (
-    BodyModels,
     ConversionError,
-    DatasetWriter,
     base_parser,
     body_cli_kwargs,
     camera_entry,
@@ -41,6 +39,7 @@ from .convert_common import (
     get_field,
     load_json,
     neuralannot_groups,
+    open_clip_dataset,
     require_dir,
     run_cli,
     static_camera_clip,
@@ -107,9 +106,7 @@ def convert(
         "relative_paths": relative_paths,
         "smpl_dir": None if smpl_dir is None else str(smpl_dir),
     }
-    models = BodyModels(smpl_dir)
-    models.get("neutral")
-    writer = DatasetWriter(out_root, SOURCE, params)
+    models, writer = open_clip_dataset(out_root, SOURCE, params, smpl_dir)
     fps = float(src_fps) / stride
     out, missing_fit = [], 0
     for s in tqdm(subjects, desc="Human3.6M subjects", unit="subject", disable=not progress):
