@@ -32,7 +32,7 @@ from trimesh.ray.ray_pyembree import RayMeshIntersector
 
 from . import motion as M
 
-RENDER_VERSION = 1  # bump when a change to this module changes its output (worlds then rebuild)
+RENDER_VERSION = 2  # bump when a change to this module changes its output (worlds then rebuild)
 
 # SMPL part groups (joint indices of the 24-joint skeleton) used for clothing colours
 _LEGS = (1, 2, 4, 5)
@@ -171,12 +171,23 @@ def person_face_colors(rng: np.random.Generator, lbs_weights: np.ndarray, v_temp
     else:  # two-tone: different colour on the sleeves
         col[top] = shirt
         col[top & np.isin(part, _UPPER_ARMS + _FOREARMS)] = shirt2
+    # Front/back cues, as real people have (a face, a shirt print): without them a uniformly coloured
+    # body seen from the front and from behind differs only in subtle geometry, and a regressor
+    # cannot tell the global orientation apart (SMPL bodies face +z in the rest pose).
+    z = v_template[faces, 2].mean(1)
+    torso = np.isin(part, _TORSO) & top
+    if torso.any() and rng.uniform() < 0.8:  # chest print: a patch on the front of the shirt
+        zt = np.median(z[torso])
+        y0, y1 = np.quantile(y[torso], [0.45, 0.8])
+        col[torso & (z > zt) & (y > y0) & (y < y1)] = rng.uniform(15, 240, 3)
     col[np.isin(part, _LEGS)] = pants
     col[np.isin(part, _FEET)] = shoes
     head = np.isin(part, (15,))
     if head.any():
         yh = np.quantile(y[head], rng.uniform(0.45, 0.7))
+        zh = np.median(z[head])
         col[head & (y > yh)] = hair
+        col[head & (z < zh) & (y > np.quantile(y[head], 0.15))] = hair  # hair covers the back of the head
     return col
 
 

@@ -13,11 +13,13 @@ from fasthmr_lib.config import get_preset
 from fasthmr_lib.data.augment import AugmentConfig, hwc255_to_normalized
 from fasthmr_lib.models.train import (
     AugmentedCrops,
+    LossWeights,
     StepBatchSampler,
     TrainConfig,
     build_crop_cache,
     compute_losses,
     gt_body,
+    recipe_of,
     train,
 )
 
@@ -184,6 +186,27 @@ def test_final_checkpoint_has_recipe_and_loads(fake_body, tmp_path):
     m = load_checkpoint(tmp_path / "ck", smpl=fake_body)
     w0 = res.model.state_dict()["backbone.blocks.0.attn.qkv.weight"]
     torch.testing.assert_close(m.state_dict()["backbone.blocks.0.attn.qkv.weight"], w0, atol=1e-3, rtol=1e-3)
+
+
+def test_recipe_of_a_checkpoint_reproduces_its_recipe(fake_body, tmp_path):
+    ds = FakeCrops(fake_body, n=4)
+    lw = LossWeights(global_orient=0.02, body_pose=0.005)
+    cfg = TrainConfig(steps=1, batch=2, lr=3e-4, warmup=7, loss_weights=lw)
+    train(cfg, tmp_path / "ck", model=_model(fake_body), dataset=ds, progress=False, data_version="x")
+    cmd = json.loads((tmp_path / "ck" / "config.json").read_text())["metadata"]["recipe"]["command"]
+    assert "--loss-weights global_orient=0.02,body_pose=0.005" in cmd and "--warmup 7" in cmd
+    again = recipe_of(tmp_path / "ck", steps=9, world="other")
+    assert again == TrainConfig(steps=9, batch=2, lr=3e-4, warmup=7, loss_weights=lw, world="other")
+    assert recipe_of(tmp_path / "missing", steps=3) == TrainConfig(steps=3)  # no checkpoint: defaults
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        recipe_of(tmp_path / "ck", stepz=3)
+
+
+def test_cli_rejects_unknown_loss_weight_names():
+    from fasthmr_lib.models.train import main
+
+    with pytest.raises(SystemExit, match="--loss-weights: expected name=value"):
+        main(["--out", "unused", "--loss-weights", "global_orinet=0.1"])
 
 
 def test_augmented_items_are_deterministic_per_sample(fake_body):

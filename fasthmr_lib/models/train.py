@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import math
 import random
 import time
@@ -99,6 +100,21 @@ class TrainConfig:
         )
         lw = LossWeights(**d.pop("loss_weights", {}))
         return TrainConfig(augment=aug, loss_weights=lw, **d)
+
+
+def recipe_of(checkpoint_dir: str | Path, **overrides: Any) -> TrainConfig:
+    """The training recipe stored in a checkpoint's ``config.json`` (``metadata.recipe``), with
+    ``overrides`` (TrainConfig fields) applied; the defaults of :class:`TrainConfig` when the folder has
+    no recipe. Retraining a shipped baseline with its own recipe makes the result comparable."""
+    cfg_path = Path(checkpoint_dir) / "config.json"
+    d: dict[str, Any] = {}
+    if cfg_path.exists():
+        d = dict(json.loads(cfg_path.read_text()).get("metadata", {}).get("recipe", {}))
+        d.pop("command", None)
+    unknown = set(overrides) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"recipe_of: unknown TrainConfig fields {sorted(unknown)}")
+    return TrainConfig.from_dict({**d, **overrides})
 
 
 # --------------------------------------------------------------------------- data
@@ -579,9 +595,13 @@ def save_final(
 
 
 def training_command(cfg: TrainConfig, out: Path) -> str:
+    """The CLI line that reproduces ``cfg`` (loss weights only where they differ from HMR2.0's)."""
+    lw = {k: v for k, v in dataclasses.asdict(cfg.loss_weights).items() if v != getattr(LossWeights(), k)}
+    extra = f" --loss-weights {','.join(f'{k}={v:g}' for k, v in lw.items())}" if lw else ""
     return (
         f"python -m fasthmr_lib.models.train --preset {cfg.preset} --world {cfg.world} --steps {cfg.steps} "
-        f"--batch {cfg.batch} --device {cfg.device} --lr {cfg.lr} --seed {cfg.seed} --out {out}"
+        f"--batch {cfg.batch} --device {cfg.device} --lr {cfg.lr} --warmup {cfg.warmup} --seed {cfg.seed}"
+        f"{extra} --out {out}"
     )
 
 
@@ -611,7 +631,22 @@ def main(argv: list[str] | None = None) -> TrainResult:
     p.add_argument("--resume", action="store_true", help=f"continue from <out>/{STATE_FILE}")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (for testing)")
     p.add_argument("--eval-split", default="test", help="split evaluated after training ('' = none)")
+    p.add_argument(
+        "--eval-world", default="", help="world profile evaluated after training (default: --world)"
+    )
+    p.add_argument(
+        "--loss-weights",
+        default="",
+        help="override LossWeights fields, e.g. 'global_orient=0.02,body_pose=0.005' (default: HMR2.0's)",
+    )
     a = p.parse_args(argv)
+    lw = {}
+    for item in filter(None, (x.strip() for x in a.loss_weights.split(","))):
+        k, sep, v = item.partition("=")
+        if not sep or k not in LossWeights.__dataclass_fields__:
+            names = sorted(LossWeights.__dataclass_fields__)
+            raise SystemExit(f"--loss-weights: expected name=value with name in {names}, got {item!r}")
+        lw[k] = float(v)
     cfg = TrainConfig(
         preset=a.preset,
         world=a.world,
@@ -635,6 +670,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
         )
         if a.no_augment
         else AugmentConfig(),
+        loss_weights=LossWeights(**lw),
     )
     res = train(cfg, a.out, resume=a.resume, stop_at=a.stop_at, final_save=False)
     if res.steps_done >= cfg.steps:
@@ -648,7 +684,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
 
             df = evaluate(
                 res.model,
-                CropDataset(root, a.eval_split, mask_kind=cfg.mask_kind),
+                CropDataset(world_root(a.eval_world or cfg.world), a.eval_split, mask_kind=cfg.mask_kind),
                 batch_size=max(cfg.batch, 32),
                 device=cfg.device,
             )
