@@ -195,7 +195,7 @@ def test_recipe_of_a_checkpoint_reproduces_its_recipe(fake_body, tmp_path):
     train(cfg, tmp_path / "ck", model=_model(fake_body), dataset=ds, progress=False, data_version="x")
     cmd = json.loads((tmp_path / "ck" / "config.json").read_text())["metadata"]["recipe"]["command"]
     assert "--loss-weights global_orient=0.02,body_pose=0.005" in cmd and "--warmup 7" in cmd
-    again = recipe_of(tmp_path / "ck", steps=9, world="other")
+    again = recipe_of(tmp_path / "ck", steps=9, world="other", batch=None)
     assert again == TrainConfig(steps=9, batch=2, lr=3e-4, warmup=7, loss_weights=lw, world="other")
     assert recipe_of(tmp_path / "missing", steps=3) == TrainConfig(steps=3)  # no checkpoint: defaults
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):

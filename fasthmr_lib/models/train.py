@@ -104,8 +104,10 @@ class TrainConfig:
 
 def recipe_of(checkpoint_dir: str | Path, **overrides: Any) -> TrainConfig:
     """The training recipe stored in a checkpoint's ``config.json`` (``metadata.recipe``), with
-    ``overrides`` (TrainConfig fields) applied; the defaults of :class:`TrainConfig` when the folder has
-    no recipe. Retraining a shipped baseline with its own recipe makes the result comparable."""
+    ``overrides`` (TrainConfig fields; ``None`` values keep the stored one) applied; the defaults of
+    :class:`TrainConfig` when the folder has no recipe. Retraining a shipped baseline with its own recipe
+    makes the result comparable."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     cfg_path = Path(checkpoint_dir) / "config.json"
     d: dict[str, Any] = {}
     if cfg_path.exists():
