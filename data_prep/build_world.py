@@ -114,8 +114,8 @@ def _render_one(job: tuple[dict, str]) -> dict[str, Any]:
 def body_model_info(smpl_dir: str | os.PathLike | None = None, build_embedded: bool = True) -> dict[str, str]:
     """Folder and sha256 of the body model the world is rendered with; builds the embedded model when no
     SMPL folder is configured and it is missing."""
-    from fasthmr_lib.body.embedded import sha256_file
     from fasthmr_lib.body.smpl import BodyModelNotFound, _find_model_file, resolve_smpl_dir
+    from fasthmr_lib.io import sha256_file
 
     try:
         folder = resolve_smpl_dir(smpl_dir)

@@ -348,8 +348,8 @@ class BodyModels:
 
     def info(self) -> dict[str, Any]:
         """Folder, model file and sha256 of the neutral model, and the genders that fell back to it."""
-        from fasthmr_lib.body.embedded import sha256_file
         from fasthmr_lib.body.smpl import _find_model_file
+        from fasthmr_lib.io import sha256_file
 
         body, _ = self.get("neutral")
         f = _find_model_file(Path(body.source_dir), "neutral")

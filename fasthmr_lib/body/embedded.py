@@ -16,7 +16,6 @@ Pure array code (no anny, no files) plus the writer of the SMPL-folder file layo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from scipy.optimize import nnls
 from smplx.lbs import batch_rigid_transform
 
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, sha256_file
 
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
@@ -118,14 +117,6 @@ def matrix_to_6d(R: np.ndarray) -> np.ndarray:
     ``rot6d_to_rotmat`` reads (``reshape(-1,2,3).permute(0,2,1)``: a1 = x[0:3], a2 = x[3:6])."""
     R = np.asarray(R)
     return np.concatenate([R[..., :, 0], R[..., :, 1]], axis=-1)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_smpl_arrays(arrays: dict[str, np.ndarray]) -> None:
