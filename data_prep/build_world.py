@@ -198,7 +198,7 @@ def build_world(
         meta_path.unlink()
     bp_path = root / "build_params.json"
     same = bp_path.exists() and not force and fio.read_json(bp_path) == params
-    specs = clip_specs(spec["n_clips"], spec["n_frames"], seed + int(spec.get("seed_offset", 0)))
+    specs = clip_specs(spec["n_clips"], spec["n_frames"], seed + params["seed_offset"])
     wanted = {(root / s["split"] / f"{s['clip_id']}.npz") for s in specs}
     for s in SPLITS:  # stale files of other parameters
         for p in (root / s).glob("*.npz") if (root / s).is_dir() else []:

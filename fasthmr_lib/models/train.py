@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import math
 import random
 import time
@@ -41,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..data.augment import AugmentConfig, augment_sample, hwc255_to_normalized, normalized_to_hwc255
-from ..io import atomic_path, manifest, write_json
+from ..io import atomic_path, manifest, read_json, write_json
 from ..paths import data_dir
 
 PELVIS_INDEX = 39
@@ -111,7 +110,7 @@ def recipe_of(checkpoint_dir: str | Path, **overrides: Any) -> TrainConfig:
     cfg_path = Path(checkpoint_dir) / "config.json"
     d: dict[str, Any] = {}
     if cfg_path.exists():
-        d = dict(json.loads(cfg_path.read_text()).get("metadata", {}).get("recipe", {}))
+        d = dict(read_json(cfg_path).get("metadata", {}).get("recipe", {}))
         d.pop("command", None)
     unknown = set(overrides) - set(TrainConfig.__dataclass_fields__)
     if unknown:
@@ -579,11 +578,13 @@ def save_final(
     data_version: str | None,
     train_wall_s: float,
     metrics: dict[str, float] | None = None,
+    eval_world: str = "",
 ) -> Path:
-    """Shipped checkpoint (safetensors fp16 + config.json) via ``models.checkpoints.save_checkpoint``."""
+    """Shipped checkpoint (safetensors fp16 + config.json) via ``models.checkpoints.save_checkpoint``;
+    ``eval_world``: the world the ``metrics`` were measured on, when not ``cfg.world``."""
     from . import checkpoints
 
-    recipe = {**cfg.to_dict(), "command": training_command(cfg, out)}
+    recipe = {**cfg.to_dict(), "command": training_command(cfg, out, eval_world=eval_world)}
     extra = {
         "recipe": recipe,
         "data_version": data_version,
@@ -596,10 +597,14 @@ def save_final(
     return out
 
 
-def training_command(cfg: TrainConfig, out: Path) -> str:
-    """The CLI line that reproduces ``cfg`` (loss weights only where they differ from HMR2.0's)."""
-    lw = {k: v for k, v in dataclasses.asdict(cfg.loss_weights).items() if v != getattr(LossWeights(), k)}
+def training_command(cfg: TrainConfig, out: Path, eval_world: str = "") -> str:
+    """The CLI line that reproduces ``cfg`` (loss weights only where they differ from HMR2.0's) and its
+    evaluation world."""
+    hmr2 = dataclasses.asdict(LossWeights())
+    lw = {k: v for k, v in dataclasses.asdict(cfg.loss_weights).items() if v != hmr2[k]}
     extra = f" --loss-weights {','.join(f'{k}={v:g}' for k, v in lw.items())}" if lw else ""
+    if eval_world and eval_world != cfg.world:
+        extra += f" --eval-world {eval_world}"
     return (
         f"python -m fasthmr_lib.models.train --preset {cfg.preset} --world {cfg.world} --steps {cfg.steps} "
         f"--batch {cfg.batch} --device {cfg.device} --lr {cfg.lr} --warmup {cfg.warmup} --seed {cfg.seed}"
@@ -705,6 +710,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
             data_version=world_data_version(root),
             train_wall_s=res.wall_s,
             metrics=metrics,
+            eval_world=a.eval_world if a.eval_split else "",
         )
     return res
 
