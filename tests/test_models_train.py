@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from fasthmr_lib.config import get_preset
-from fasthmr_lib.data.augment import AugmentConfig, hwc255_to_normalized
+from fasthmr_lib.data.augment import hwc255_to_normalized
 from fasthmr_lib.models.train import (
+    NO_AUGMENT,
     AugmentedCrops,
     LossWeights,
     StepBatchSampler,
@@ -24,7 +25,7 @@ from fasthmr_lib.models.train import (
     training_command,
 )
 
-NO_AUG = AugmentConfig(scale_factor=0.0, trans_rate=0.0, color_scale=0.0, flip_rate=0.0, occluder_rate=0.0)
+NO_AUG = NO_AUGMENT
 
 
 class FakeCrops(torch.utils.data.Dataset):
@@ -253,3 +254,22 @@ def test_cli_trains_caches_evaluates_and_saves(fake_smpl_dir, fake_body, tmp_pat
     meta = json.loads((out / "config.json").read_text())["metadata"]
     assert meta["data_version"] == hashlib.sha256((root / "meta.json").read_bytes()).hexdigest()[:16]
     assert meta["metrics"]["test_mpjpe"] > 0 and np.isfinite(meta["metrics"]["test_pve"])
+
+
+def test_subset_probe_trains_on_a_seeded_sample_and_is_recorded(fake_body, tmp_path):
+    cache = build_crop_cache(FakeCrops(fake_body, n=10), progress=False)
+    a, b = cache.subset(4, seed=3), cache.subset(4, seed=3)
+    assert len(a) == 4 and torch.equal(a.images, b.images) and a.clip_id == b.clip_id
+    c = cache.subset(4, seed=4)  # another seed, another draw
+    assert not torch.equal(a.frame, c.frame) or a.clip_id != c.clip_id
+    assert {tuple(x.tolist()) for x in a.labels["global_orient"]} <= {
+        tuple(x.tolist()) for x in cache.labels["global_orient"]
+    }
+    with pytest.raises(ValueError, match=r"subset: n must be in 1\.\.10"):
+        cache.subset(11, seed=0)
+    cfg = TrainConfig(steps=2, batch=2, subset=4, schedule="constant", augment=NO_AUG, log_every=1)
+    res = train(cfg, tmp_path / "p", model=_model(fake_body), dataset=cache, progress=False, data_version="x")
+    assert res.steps_done == 2
+    cmd = json.loads((tmp_path / "p" / "config.json").read_text())["metadata"]["recipe"]["command"]
+    assert "--subset 4" in cmd and "--schedule constant" in cmd and "--no-augment" in cmd
+    assert recipe_of(tmp_path / "p").subset == 4 and recipe_of(tmp_path / "p").augment == NO_AUG

@@ -48,6 +48,9 @@ STATE_FILE = "train_state.pt"
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
 LABEL_KEYS = ("global_orient", "body_pose", "betas", "transl", "joints2d", "occlusion")
+NO_AUGMENT = AugmentConfig(
+    flip_rate=0.0, occluder_rate=0.0, trans_rate=0.0, scale_factor=0.0, color_scale=0.0
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class TrainConfig:
     save_every: int = 100
     log_every: int = 10
     cache: bool = True  # preload crops once into a uint8 tensor file under data/cache/
+    # > 0: train on this many crops drawn (seeded) from the split - the "overfit a small set" probe
+    subset: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
@@ -135,6 +140,20 @@ class CropCache:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def subset(self, n: int, seed: int) -> CropCache:
+        """``n`` crops drawn without replacement by a generator seeded with ``seed`` (same order for the
+        same ``(n, seed)``); ``n`` must be in 1..len(self)."""
+        if not 0 < n <= len(self):
+            raise ValueError(f"subset: n must be in 1..{len(self)} (crops in the split), got {n}")
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return CropCache(
+            images=self.images[idx].clone(),
+            masks=self.masks[idx].clone(),
+            labels={k: v[idx].clone() for k, v in self.labels.items()},
+            clip_id=[self.clip_id[int(i)] for i in idx],
+            frame=self.frame[idx].clone(),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -470,6 +489,8 @@ def train(
 
             cache = build_crop_cache(CropDataset(root, cfg.split, mask_kind=cfg.mask_kind), progress=progress)
 
+    if cfg.subset:
+        cache = cache.subset(cfg.subset, cfg.seed)
     if model is None:
         from .hmr import build_model
 
@@ -605,6 +626,12 @@ def training_command(cfg: TrainConfig, out: Path, eval_world: str = "") -> str:
     extra = f" --loss-weights {','.join(f'{k}={v:g}' for k, v in lw.items())}" if lw else ""
     if eval_world and eval_world != cfg.world:
         extra += f" --eval-world {eval_world}"
+    if cfg.schedule != TrainConfig.schedule:
+        extra += f" --schedule {cfg.schedule}"
+    if cfg.subset:
+        extra += f" --subset {cfg.subset}"
+    if cfg.augment == NO_AUGMENT:
+        extra += " --no-augment"
     return (
         f"python -m fasthmr_lib.models.train --preset {cfg.preset} --world {cfg.world} --steps {cfg.steps} "
         f"--batch {cfg.batch} --device {cfg.device} --lr {cfg.lr} --warmup {cfg.warmup} --seed {cfg.seed}"
@@ -634,6 +661,9 @@ def main(argv: list[str] | None = None) -> TrainResult:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--no-cache", action="store_true", help="do not preload crops into data/cache/")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--subset", type=int, default=d.subset, help="train on N seeded random crops (overfit probe; 0 = all)"
+    )
     p.add_argument("--out", required=True, help="output folder (e.g. checkpoints/tiny)")
     p.add_argument("--resume", action="store_true", help=f"continue from <out>/{STATE_FILE}")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (for testing)")
@@ -672,11 +702,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
         save_every=a.save_every,
         log_every=a.log_every,
         cache=not a.no_cache,
-        augment=AugmentConfig(
-            flip_rate=0.0, occluder_rate=0.0, trans_rate=0.0, scale_factor=0.0, color_scale=0.0
-        )
-        if a.no_augment
-        else AugmentConfig(),
+        subset=a.subset,
+        augment=NO_AUGMENT if a.no_augment else AugmentConfig(),
         loss_weights=LossWeights(**lw),
     )
     res = train(cfg, a.out, resume=a.resume, stop_at=a.stop_at, final_save=False)
