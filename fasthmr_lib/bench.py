@@ -8,6 +8,7 @@ Examples::
     python -m fasthmr_lib.bench --preset hmr2 --depth 28 --mask-tome 3,40,90 --no-time --json
     python -m fasthmr_lib.bench --preset hmr2 --compare baseline fasthmr --batch 8 --json
     python -m fasthmr_lib.bench --preset hmr2 --compare all --batch 1 8 32
+    python -m fasthmr_lib.bench --preset small --train-step fp32 bf16 --batch 16   # training step cost
 
 Models carry random weights (speed and MACs do not depend on the values). The per-frame model is the
 backbone + SMPL head (:class:`fasthmr_lib.eval.profile.BackboneHead`; the SMPL layer is not included,
@@ -467,10 +468,48 @@ def make_parser() -> argparse.ArgumentParser:
     ap.add_argument("--decoder-preset", default=None,
                     help="decoder VAE/denoiser preset (default: paper for hmr2, camerahmr)")  # fmt: skip
     ap.add_argument("--no-segmenter", action="store_true", help="do not time YOLO11n-seg even if available")
+    ap.add_argument("--train-step", nargs="+", default=None, metavar="PRECISION",
+                    help="instead: time one training step (forward, losses, backward, AdamW) of the preset "
+                         "under each autocast precision (fp32 bf16 fp16), side by side")  # fmt: skip
     ap.add_argument("--profile-ops", type=int, default=0, metavar="N",
                     help="also print the top-N operators by self time of one forward per configuration "
                          "(torch.profiler; first batch size) to stderr")  # fmt: skip
     return ap
+
+
+def train_step_main(args: argparse.Namespace) -> int:
+    """``--train-step``: seconds per training step of ``--preset`` (HMR with the SMPL layer, random
+    weights) per precision, one row each."""
+    from .models.hmr import build_model
+    from .models.train import time_train_steps
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        torch.manual_seed(0)
+        model = build_model(args.preset)
+        rows = [
+            r
+            for b in args.batch
+            for r in time_train_steps(
+                model,
+                args.train_step,
+                b,
+                repeats=args.repeats,
+                warmup=args.warmup,
+                device=args.device,
+            )
+        ]
+    except (RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for r in rows:
+        text = (
+            f"{args.preset} train step, batch {r['batch']}, {r['precision']}: {r['s_per_step']:.3f} s "
+            f"({r['samples_per_s']:.1f} samples/s), speedup {r['speedup']:.2f}x, threads {r['threads']}"
+        )
+        print(json.dumps({"preset": args.preset, **r}) if args.json else text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(b < 1 for b in args.batch) or args.repeats < 1:
         print("error: --batch values and --repeats must be >= 1", file=sys.stderr)
         return 2
+    if args.train_step:
+        return train_step_main(args)
     try:
         rows = run(args)
     except (RuntimeError, ValueError) as e:

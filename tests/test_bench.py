@@ -145,3 +145,18 @@ def test_no_time_counts_decoder_macs(capsys):
         ref["macs_per_window"]["linear_conv"] / 16
     )
     assert dec["batch"] is None and "images_per_s" not in dec
+
+
+def test_train_step_timing_per_precision(capsys, monkeypatch, fake_smpl_dir):
+    monkeypatch.setenv("FASTHMR_SMPL_DIR", str(fake_smpl_dir))
+    argv = ["--preset", "tiny", "--train-step", "fp32", "bf16", "--batch", "2", "--repeats", "2", "--json"]
+    rc, rows, err = _rows(capsys, [*argv, "--warmup", "0"])
+    assert rc == 0, err
+    assert [r["precision"] for r in rows] == ["fp32", "bf16"] and all(r["batch"] == 2 for r in rows)
+    assert rows[0]["speedup"] == 1.0 and all(r["s_per_step"] > 0 for r in rows)
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["s_per_step"] / rows[1]["s_per_step"])
+    assert rows[1]["samples_per_s"] == pytest.approx(2 / rows[1]["s_per_step"])
+    rc, _, err = _rows(capsys, ["--preset", "tiny", "--train-step", "fp16", "--repeats", "1"])
+    assert rc == 1 and "fp16 needs a cuda device" in err
+    rc, _, err = _rows(capsys, ["--preset", "tiny", "--train-step", "fp8", "--repeats", "1"])
+    assert rc == 1 and "precision must be one of" in err

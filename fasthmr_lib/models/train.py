@@ -418,7 +418,7 @@ def write_history(out: Path, history: list[dict]) -> pd.DataFrame:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for col in ("total", "keypoints_3d", "keypoints_2d", "body_pose"):
+        for col in ("total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose"):
             if col in df:
                 ax.plot(df["step"], df[col], label=col)
         ax.set_yscale("log")
@@ -637,6 +637,82 @@ def training_command(cfg: TrainConfig, out: Path, eval_world: str = "") -> str:
         f"--batch {cfg.batch} --device {cfg.device} --lr {cfg.lr} --warmup {cfg.warmup} --seed {cfg.seed}"
         f"{extra} --out {out}"
     )
+
+
+def time_train_steps(
+    model: nn.Module,
+    precisions: tuple[str, ...] | list[str] = ("fp32", "bf16"),
+    batch: int = 16,
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Seconds per optimizer step (forward, HMR2.0 losses, backward, AdamW) of ``model`` under each
+    autocast ``precision``, timed side by side: the precisions alternate within every repeat, on one
+    synthetic batch (random (batch, 3, 256, 256) images; GT = an upright person facing the camera).
+
+    Returns one dict per precision: ``precision``, ``batch``, ``s_per_step`` (median of ``repeats``),
+    ``samples_per_s``, ``speedup`` (ratio to the first precision's time per step), ``threads``.
+    The model's weights change (it trains); pass a copy if they matter.
+    """
+    dev = torch.device(device)
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    for prec in precisions:
+        if prec not in dtypes:
+            raise ValueError(f"precision must be one of {sorted(dtypes)}, got {prec!r}")
+        if prec == "fp16" and dev.type != "cuda":
+            raise ValueError("precision fp16 needs a cuda device (use bf16 or fp32 on cpu)")
+    if batch < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"batch and repeats must be >= 1, warmup >= 0; got {batch}, {repeats}, {warmup}")
+    model.to(dev).train()
+    g = torch.Generator().manual_seed(0)
+    lab = {
+        "img": torch.randn(batch, 3, 256, 256, generator=g),
+        "global_orient": torch.tensor([[math.pi, 0.0, 0.0]]).repeat(batch, 1),  # SMPL y-up -> camera y-down
+        "body_pose": torch.zeros(batch, 69),
+        "betas": torch.zeros(batch, 10),
+        "joints2d": torch.cat([torch.zeros(batch, 44, 2), torch.ones(batch, 44, 1)], -1),
+    }
+    lab = {k: v.to(dev) for k, v in lab.items()}
+    with torch.no_grad():
+        gt = gt_body(model.smpl, lab)["joints44"].float()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def step(prec: str) -> float:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        dt = dtypes[prec]
+        with torch.autocast(dev.type, dtype=dt or torch.float32, enabled=dt is not None):
+            out = model(lab["img"])
+        loss = compute_losses(out, lab, gt)["total"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {p: [] for p in precisions}
+    for r in range(warmup + repeats):
+        for prec in precisions:
+            t = step(prec)
+            if r >= warmup:
+                times[prec].append(t)
+    med = {p: float(np.median(v)) for p, v in times.items()}
+    first = med[precisions[0]]
+    return [
+        {
+            "precision": p,
+            "batch": batch,
+            "s_per_step": med[p],
+            "samples_per_s": batch / med[p],
+            "speedup": first / med[p],
+            "threads": torch.get_num_threads(),
+        }
+        for p in precisions
+    ]
 
 
 # --------------------------------------------------------------------------- CLI
