@@ -96,6 +96,7 @@ def test_oracle_scores_zero_mm(fake_body):
     # accel defined at the 3 interior frames of each 5-frame clip
     assert df["accel"].notna().sum() == 6 and df["accel"].max() < 1e-3
     assert (df["person_tokens"] == 192).all() and (df["split"] == "test").all()
+    assert df["orient_deg"].abs().max() < 1e-2  # global orientation exact
     s = summarize(df)
     assert list(s["split"]) == ["test"] and int(s["frames"].iloc[0]) == 10 and int(s["clips"].iloc[0]) == 2
     df24 = evaluate(model, ds, batch_size=4, progress=False, protocol="emdb24", per_joint=True)

@@ -103,3 +103,18 @@ def test_evaluate_frames_translation_invariant_and_pve():
     pred[:, 10] += [0.024, 0, 0]  # one non-root joint off by 24 mm -> MPJPE 1 mm
     out = M.evaluate_frames(pred, gt, "emdb24")
     assert np.allclose(out["mpjpe"], 1.0)
+
+
+def test_orientation_error_degrees():
+    import roma
+
+    g = roma.random_rotmat(5, generator=torch.Generator().manual_seed(0))
+    yaw = roma.rotvec_to_rotmat(torch.tensor([0.0, np.pi, 0.0]))
+    assert M.orientation_error(g, g).abs().max() < 1e-3
+    flipped = M.orientation_error(g @ yaw, g)  # float32 inputs: acos near -1 costs ~0.05 deg
+    torch.testing.assert_close(flipped, torch.full((5,), 180.0), atol=0.1, rtol=0)
+    quarter = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, np.pi / 2]))
+    out = M.orientation_error((g @ quarter).numpy(), g.numpy())
+    assert isinstance(out, np.ndarray) and np.allclose(out, 90.0, atol=1e-3)
+    with pytest.raises(ValueError, match=r"must be \(\.\.\., 3, 3\)"):
+        M.orientation_error(g[:, :2], g[:, :2])

@@ -146,6 +146,9 @@ def evaluate_batches(
             "frame": np.asarray(torch.as_tensor(b["frame"]).cpu()) if "frame" in b else np.arange(n),
             **res,
         }
+        if "rotmat" in out and "global_orient" in b:
+            gt_go = roma.rotvec_to_rotmat(b["global_orient"].float())
+            part["orient_deg"] = M.orientation_error(out["rotmat"][:, 0].float(), gt_go).cpu().numpy()
         if "occlusion" in b:
             part["occlusion"] = b["occlusion"].float().cpu().numpy()
         if "person_mask" in b:
@@ -185,7 +188,8 @@ def evaluate(
     Returns one row per frame: ``split`` (``split`` or the dataset's ``split`` attribute), ``clip_id``,
     ``frame``, ``mpjpe``, ``pa_mpjpe``, ``pve`` (mm, under ``protocol``: ``3dpw14`` (default),
     ``emdb24``, ``hmr2_14`` — see :mod:`~fasthmr_lib.eval.metrics`), ``accel`` (mm/frame² at frames
-    with both neighbours in the clip, else NaN), ``occlusion``, ``person_tokens`` (tokens ≥ 50 %
+    with both neighbours in the clip, else NaN), ``orient_deg`` (geodesic error of the global orientation,
+    degrees; 180 = facing the opposite way), ``occlusion``, ``person_tokens`` (tokens ≥ 50 %
     covered by the person mask), ``final_tokens`` (token-merged models only) and, with
     ``per_joint=True``, ``joint_00..`` per-joint errors in mm. ``person_mask`` is passed to the model
     when ``use_mask`` (needed by Mask-ToMe-patched models).

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import roma
 import torch
 from torch import Tensor
 
@@ -102,6 +103,18 @@ def pve(pred_vertices: ArrayLike, gt_vertices: ArrayLike) -> ArrayLike:
     """Per-vertex error (PVE / MVE): (..., V, 3) metres -> (...,) mm. Align (root-subtract) first;
     WHAM subtracts the joint pelvis of each mesh from its vertices (see ``evaluate_frames``)."""
     return mpjpe(pred_vertices, gt_vertices)
+
+
+def orientation_error(pred_rotmat: ArrayLike, gt_rotmat: ArrayLike) -> ArrayLike:
+    """Geodesic angle between predicted and GT rotations (e.g. the global orientation), in **degrees**.
+
+    pred_rotmat, gt_rotmat: (..., 3, 3) rotation matrices -> (...) degrees in [0, 180]. A person
+    predicted facing the opposite way (yaw flipped) scores 180."""
+    p, g = _t(pred_rotmat).double(), _t(gt_rotmat).double()
+    if p.shape != g.shape or p.shape[-2:] != (3, 3):
+        shapes = f"pred {tuple(p.shape)} and gt {tuple(g.shape)}"
+        raise ValueError(f"orientation_error: {shapes} must be (..., 3, 3)")
+    return _like(torch.rad2deg(roma.rotmat_geodesic_distance(p, g)).float(), pred_rotmat)
 
 
 def accel_error(pred: ArrayLike, gt: ArrayLike, fps: float | None = None) -> ArrayLike:
