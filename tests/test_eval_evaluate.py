@@ -13,8 +13,10 @@ from fasthmr_lib.eval.evaluate import (
     evaluate,
     mean_smpl_params,
     mpjpe_evaluator,
+    orientation_summary,
     per_clip,
     person_token_count,
+    plot_orientation_error,
     summarize,
 )
 
@@ -163,3 +165,16 @@ def test_mean_pose_from_clip_files(fake_body, tmp_path):
     torch.testing.assert_close(m.betas, ref.betas)
     with pytest.raises(FileNotFoundError, match="no clip files"):
         MeanPoseModel.from_clips(fake_body, tmp_path, "test")
+
+
+def test_orientation_summary_and_plot(fake_body, tmp_path):
+    ds = Frames()
+    exact = evaluate(Oracle(ds, fake_body), ds, batch_size=4, progress=False)
+    flipped = exact.assign(orient_deg=180.0 - exact["orient_deg"])
+    t = orientation_summary({"exact": exact, "flipped": flipped})
+    assert list(t["predictor"]) == ["exact", "flipped"] and list(t["frames"]) == [10, 10]
+    assert t["median_deg"].iloc[0] < 1e-2 and t["pct_over_90deg"].tolist() == [0.0, 100.0]
+    plot_orientation_error({"exact": exact}, path=tmp_path / "o.png")
+    assert (tmp_path / "o.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="no 'orient_deg' column"):
+        orientation_summary({"bare": exact.drop(columns="orient_deg")})

@@ -523,6 +523,41 @@ def plot_error_vs_occlusion(df: pd.DataFrame, path: str | Path | None = None, bi
     return fig
 
 
+def orientation_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Global-orientation error per predictor: median / mean ``orient_deg`` (degrees) and the percentage
+    of frames beyond 90° (facing more away than towards the truth). frames: name -> evaluate() DataFrame."""
+    rows = []
+    for name, df in frames.items():
+        if "orient_deg" not in df.columns:
+            raise ValueError(f"orientation_summary: {name!r} has no 'orient_deg' column (evaluate() output)")
+        o = df["orient_deg"].to_numpy(float)
+        rows.append({"predictor": name, "median_deg": float(np.median(o)), "mean_deg": float(o.mean()),
+                     "pct_over_90deg": float(100 * (o > 90).mean()), "frames": len(o)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_orientation_error(
+    frames: dict[str, pd.DataFrame], path: str | Path | None = None, bins: int = 18
+) -> Any:
+    """Histogram of the global-orientation error (``orient_deg``, 0..180°, 10° bins by default) per
+    predictor (name -> evaluate() DataFrame). A model that reads the facing direction piles up near
+    0°; one that ignores it spreads like a constant prediction."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    edges = np.linspace(0, 180, bins + 1)
+    for name, df in frames.items():
+        ax.hist(df["orient_deg"].to_numpy(float), bins=edges, histtype="step", linewidth=1.8, label=name,
+                weights=np.full(len(df), 100.0 / max(1, len(df))))  # fmt: skip
+    ax.set_xlabel("global-orientation error (deg)")
+    ax.set_ylabel("% of frames")
+    ax.set_xticks(np.arange(0, 181, 30))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_fig(fig, path)
+    return fig
+
+
 def cost_table(
     preset: str = "hmr2", *, throughput: bool = True, batch: int = 1, repeats: int = 3, device: str = "cpu"
 ) -> pd.DataFrame:
