@@ -25,6 +25,14 @@ def check_notebook(path: Path) -> list[str]:
     params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(params) != 1:
         problems.append(f"{path}: expected exactly one cell tagged 'parameters', found {len(params)}")
+    ids = [c.get("id") for c in cells]
+    if (nb.get("nbformat", 4), nb.get("nbformat_minor", 0)) >= (4, 5):  # cell ids exist since nbformat 4.5
+        missing = [i for i, x in enumerate(ids) if not x]
+        if missing:
+            problems.append(f"{path}: cells {missing} have no 'id' (nbformat 4.5); add unique ids")
+        dup = sorted({x for x in ids if x and ids.count(x) > 1})
+        if dup:
+            problems.append(f"{path}: cell ids {dup} are used more than once")
     for i, c in enumerate(cells):
         src = "".join(c.get("source", []))
         if c.get("cell_type") != "code":

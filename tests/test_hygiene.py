@@ -1,5 +1,7 @@
 """fasthmr_lib.hygiene reports dirty notebooks and passes clean ones."""
 
+import json
+
 import nbformat
 
 from fasthmr_lib import hygiene
@@ -46,3 +48,16 @@ def test_parameters_cell_count_and_empty_dir(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert hygiene.check_dir(empty) and "no notebooks" in hygiene.check_dir(empty)[0]
+
+
+def test_cell_ids_are_required_and_unique(tmp_path):
+    p = _write(tmp_path / "04_ids.ipynb", [_params("a = 1"), nbformat.v4.new_code_cell("print(a)")])
+    nb = nbformat.read(str(p), as_version=4)
+    assert nb.nbformat_minor >= 5 and hygiene.check_notebook(p) == []
+    d = json.loads(p.read_text())
+    del d["cells"][1]["id"]
+    p.write_text(json.dumps(d))
+    assert any("cells [1] have no 'id'" in x for x in hygiene.check_notebook(p))
+    d["cells"][1]["id"] = d["cells"][0]["id"]
+    p.write_text(json.dumps(d))
+    assert any("used more than once" in x for x in hygiene.check_notebook(p))
