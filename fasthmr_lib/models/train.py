@@ -340,6 +340,53 @@ def compute_losses(
 
 
 # --------------------------------------------------------------------------- optimisation
+AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a ``--precision`` name (``None`` = fp32, autocast off); fp16 only on cuda."""
+    if precision not in AMP_DTYPES:
+        raise ValueError(f"precision must be one of {sorted(AMP_DTYPES)}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a cuda device (--device cuda; use bf16 or fp32 on cpu)")
+    return AMP_DTYPES[precision]
+
+
+def train_step(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    opt: torch.optim.Optimizer,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    weights: LossWeights = LossWeights(),
+    grad_clip: float = 0.0,
+    scaler: Any = None,
+) -> dict[str, Tensor]:
+    """One optimizer step: GT joints from the body model, forward under autocast ``amp_dtype``, HMR2.0
+    losses, backward (through ``scaler`` for fp16), gradient clipping at ``grad_clip`` (> 0), step.
+    batch: a collated training batch on the model's device (``img`` (B,3,256,256), GT θ/β, ``joints2d``,
+    optional ``person_mask``). Returns the loss terms of :func:`compute_losses`."""
+    with torch.no_grad():
+        gt = gt_body(model.smpl, batch)["joints44"].float()
+    with torch.autocast(batch["img"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        pred = model(batch["img"], person_mask=batch.get("person_mask"))
+    losses = compute_losses(pred, batch, gt, weights)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(losses["total"]).backward()
+        scaler.unscale_(opt)
+    else:
+        losses["total"].backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    return losses
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
     """AdamW over trainable parameters + LambdaLR (linear warm-up, then cosine to 0 or constant)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -464,10 +511,7 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
-    if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
-    if cfg.precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs --device cuda (use bf16 or fp32 on cpu)")
+    amp_dtype = autocast_dtype(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)  # noqa: NPY002
     random.seed(cfg.seed)
@@ -530,31 +574,15 @@ def train(
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
-    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
-    smpl = model.smpl
     model.train()
     t0 = time.perf_counter()
     bar = tqdm(total=end, initial=step, desc=f"train {cfg.preset}", disable=not progress)
     for batch in loader:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        with torch.no_grad():
-            gt = gt_body(smpl, batch)["joints44"].float()
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            pred = model(batch["img"], person_mask=batch["person_mask"])
-        losses = compute_losses(pred, batch, gt, cfg.loss_weights)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(losses["total"]).backward()
-            scaler.unscale_(opt)
-        else:
-            losses["total"].backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
+        losses = train_step(
+            model, batch, opt, amp_dtype=amp_dtype, weights=cfg.loss_weights, grad_clip=cfg.grad_clip,
+            scaler=scaler,
+        )  # fmt: skip
         sched.step()
         step += 1
         if not torch.isfinite(losses["total"]):
@@ -648,21 +676,17 @@ def time_train_steps(
     warmup: int = 1,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
-    """Seconds per optimizer step (forward, HMR2.0 losses, backward, AdamW) of ``model`` under each
-    autocast ``precision``, timed side by side: the precisions alternate within every repeat, on one
-    synthetic batch (random (batch, 3, 256, 256) images; GT = an upright person facing the camera).
+    """Seconds per optimizer step (:func:`train_step`: GT joints, forward, HMR2.0 losses, backward, the
+    recipe's gradient clipping, AdamW) of ``model`` under each autocast ``precision``, timed side by side:
+    the precisions alternate within every repeat, on one synthetic batch (random (batch, 3, 256, 256)
+    images; GT = an upright person facing the camera).
 
     Returns one dict per precision: ``precision``, ``batch``, ``s_per_step`` (median of ``repeats``),
     ``samples_per_s``, ``speedup`` (ratio to the first precision's time per step), ``threads``.
     The model's weights change (it trains); pass a copy if they matter.
     """
     dev = torch.device(device)
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    for prec in precisions:
-        if prec not in dtypes:
-            raise ValueError(f"precision must be one of {sorted(dtypes)}, got {prec!r}")
-        if prec == "fp16" and dev.type != "cuda":
-            raise ValueError("precision fp16 needs a cuda device (use bf16 or fp32 on cpu)")
+    dtypes = {prec: autocast_dtype(prec, dev) for prec in precisions}
     if batch < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"batch and repeats must be >= 1, warmup >= 0; got {batch}, {repeats}, {warmup}")
     model.to(dev).train()
@@ -675,21 +699,13 @@ def time_train_steps(
         "joints2d": torch.cat([torch.zeros(batch, 44, 2), torch.ones(batch, 44, 1)], -1),
     }
     lab = {k: v.to(dev) for k, v in lab.items()}
-    with torch.no_grad():
-        gt = gt_body(model.smpl, lab)["joints44"].float()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
     def step(prec: str) -> float:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
-        dt = dtypes[prec]
-        with torch.autocast(dev.type, dtype=dt or torch.float32, enabled=dt is not None):
-            out = model(lab["img"])
-        loss = compute_losses(out, lab, gt)["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, lab, opt, amp_dtype=dtypes[prec], grad_clip=TrainConfig.grad_clip)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         return time.perf_counter() - t0
