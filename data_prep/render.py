@@ -261,6 +261,17 @@ class _Body:
         return out["joints24"][0, 0].numpy().astype(np.float64)
 
 
+def _every(clip: dict, stride: int) -> dict:
+    """Every ``stride``-th frame of a :func:`motion.generate_clip` result (per-frame arrays; fps adjusted)."""
+    if stride == 1:
+        return clip
+    out = dict(clip)
+    for k in ("global_orient", "body_pose", "transl"):
+        out[k] = clip[k][::stride]
+    out["fps"] = clip["fps"] / stride
+    return out
+
+
 def _sample_count(rng: np.random.Generator, probs: tuple[float, ...]) -> int:
     p = np.asarray(probs, float)
     return int(rng.choice(len(p), p=p / p.sum()))
@@ -275,19 +286,26 @@ def render_clip(
     *,
     clip_id: str = "clip",
     split: str = "train",
+    frame_stride: int = 1,
 ) -> dict[str, np.ndarray]:
     """Render one clip; returns the clip-record arrays of :mod:`fasthmr_lib.data.records` (plus extras
     ``joints3d`` (T,44,3) camera-frame m, ``kind``, ``n_distractors``, ``silhouette_px`` (T,)).
 
-    ``body``: a :class:`fasthmr_lib.body.smpl.SMPLBody`. Deterministic for (kind, n_frames, seed, cfg)."""
+    ``body``: a :class:`fasthmr_lib.body.smpl.SMPLBody``. ``frame_stride`` s > 1 generates the motion over
+    ``n_frames * s`` frames (a whole action: a squat, a turn) and renders every s-th one, at ``30 / s`` fps;
+    training worlds use it to get many people, cameras and poses per rendered frame.
+    Deterministic for (kind, n_frames, seed, cfg, frame_stride); ``frame_stride=1`` is the plain clip."""
+    if int(frame_stride) < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {frame_stride!r}")
+    stride = int(frame_stride)
     bc = body if isinstance(body, _Body) else _Body(body)
     rng = np.random.default_rng(np.random.SeedSequence([seed, M.KINDS.index(kind), n_frames, 7]))
     H = W = int(cfg.image_size)
-    fps = M.FPS
+    fps = M.FPS / stride
     T = n_frames
 
     # ---- subject motion (world)
-    sub = M.generate_clip(kind, n_frames, seed=int(rng.integers(2**31)))
+    sub = _every(M.generate_clip(kind, n_frames * stride, seed=int(rng.integers(2**31))), stride)
     floor = M.floor_height(bc.body, sub["betas"])
     sw = bc.pose(sub["global_orient"], sub["body_pose"], sub["betas"], sub["transl"])
     height = float(
@@ -322,7 +340,7 @@ def render_clip(
     path = smooth(np.asarray(sub["transl"], np.float64), max(1, int(cfg.follow_window_s * fps)))
     for d in range(n_dis):
         dk = str(rng.choice(M.BASE_KINDS))
-        dm = M.generate_clip(dk, n_frames, seed=int(rng.integers(2**31)))
+        dm = _every(M.generate_clip(dk, n_frames * stride, seed=int(rng.integers(2**31))), stride)
         if d == 0 and rng.uniform() < cfg.overlap_prob:
             lat = rng.choice([-1, 1]) * rng.uniform(0.25, 0.6)
             dep = rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)

@@ -15,6 +15,7 @@ import pytest
 import torch
 import trimesh
 
+from data_prep import motion as M
 from data_prep.build_world import build_world, clip_specs
 from data_prep.render import RenderConfig, degrade_mask, look_at, project, render_clip, to_camera_params
 from fasthmr_lib.data.crops import make_crop
@@ -231,6 +232,20 @@ def test_render_is_deterministic_for_a_seed(clips):
     assert not np.array_equal(other["images"], c["images"])
 
 
+def test_strided_clip_renders_every_kth_frame_of_the_longer_motion(clips):
+    body = clips[0]
+    kind, n, seed, k = "squat", 3, 7, 4
+    c = render_clip(body, kind, n, seed=seed, cfg=ALONE, frame_stride=k)
+    assert c["images"].shape[0] == n and float(c["fps"]) == M.FPS / k
+    # the subject's motion is the 12-frame motion the renderer draws, sampled every 4th frame
+    rng = np.random.default_rng(np.random.SeedSequence([seed, M.KINDS.index(kind), n, 7]))
+    full = M.generate_clip(kind, n * k, seed=int(rng.integers(2**31)))
+    np.testing.assert_allclose(c["body_pose"], full["body_pose"][::k], atol=1e-6)
+    assert not np.allclose(c["body_pose"], full["body_pose"][:n], atol=1e-3)  # not the first 3 frames
+    with pytest.raises(ValueError, match="frame_stride"):
+        render_clip(body, kind, n, seed=seed, cfg=ALONE, frame_stride=0)
+
+
 def test_tiny_world_builds_idempotent_and_worker_independent(tmp_path, monkeypatch, body_dir):
     monkeypatch.setenv("FASTHMR_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("FASTHMR_SMPL_DIR", str(body_dir))
@@ -257,8 +272,12 @@ def test_tiny_world_builds_idempotent_and_worker_independent(tmp_path, monkeypat
     np.testing.assert_array_equal(disk.images, mine["images"])
     np.testing.assert_array_equal(disk.joints2d, mine["joints2d"])
     # changed parameters: rebuilt, stale clips removed, meta rewritten
+    assert "frame_stride" not in meta["params"] and meta["fps"] == 30.0  # plain worlds: as before
     build_world(
-        "tiny", seed=0, workers=1, progress=False, n_clips={"train": 1, "calib": 1, "test": 1}, n_frames=2
-    )
+        "tiny", seed=0, workers=1, progress=False, n_clips={"train": 1, "calib": 1, "test": 1}, n_frames=2,
+        frame_stride=3,
+    )  # fmt: skip
     meta2 = read_meta(root)
     assert meta2["params"]["n_frames"] == 2 and len(list(root.rglob("*.npz"))) == 3
+    assert meta2["params"]["frame_stride"] == 3 and meta2["fps"] == 10.0
+    assert float(load_clip(next(root.rglob("*.npz"))).fps) == 10.0
