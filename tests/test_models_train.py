@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from fasthmr_lib.models.train import (
     build_crop_cache,
     compute_losses,
     gt_body,
+    parse_args,
     recipe_of,
     train,
     training_command,
@@ -206,6 +208,25 @@ def test_recipe_of_a_checkpoint_reproduces_its_recipe(fake_body, tmp_path):
     assert recipe_of(tmp_path / "missing", steps=3) == TrainConfig(steps=3)  # no checkpoint: defaults
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         recipe_of(tmp_path / "ck", stepz=3)
+
+
+def test_recorded_command_parses_back_to_the_same_recipe(tmp_path):
+    """The command stored with a checkpoint is a faithful reproduction: the CLI parses it back to the
+    same TrainConfig, for the defaults and for every recipe field set away from its default."""
+    lw = LossWeights(global_orient=0.02, body_pose=0.005)
+    cfgs = [
+        TrainConfig(),
+        TrainConfig(preset="small", world="w", split="calib", mask_kind="mask_union", steps=50, batch=4,
+                    lr=3e-4, weight_decay=0.01, schedule="constant", warmup=7, grad_clip=0.5, seed=3,
+                    precision="bf16", subset=64, augment=NO_AUGMENT, loss_weights=lw),
+    ]  # fmt: skip
+    for cfg in cfgs:
+        argv = shlex.split(training_command(cfg, tmp_path / "out", eval_world="elsewhere"))[3:]
+        parsed, rest = parse_args(argv)
+        assert parsed == cfg, training_command(cfg, tmp_path / "out")
+        assert rest.out == str(tmp_path / "out") and rest.eval_world == "elsewhere"
+    assert "--precision bf16" in training_command(cfgs[1], tmp_path)
+    assert "--precision" not in training_command(cfgs[0], tmp_path)
 
 
 def test_cli_rejects_unknown_loss_weight_names():

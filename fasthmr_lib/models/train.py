@@ -646,6 +646,18 @@ def save_final(
     return out
 
 
+# TrainConfig field -> CLI flag, recorded by ``training_command`` when not the default
+_RECIPE_FLAGS = (
+    ("split", "--split"),
+    ("mask_kind", "--mask-kind"),
+    ("weight_decay", "--weight-decay"),
+    ("schedule", "--schedule"),
+    ("grad_clip", "--grad-clip"),
+    ("precision", "--precision"),
+    ("subset", "--subset"),
+)
+
+
 def training_command(cfg: TrainConfig, out: Path, eval_world: str = "") -> str:
     """The CLI line that reproduces ``cfg`` (loss weights only where they differ from HMR2.0's) and its
     evaluation world."""
@@ -654,10 +666,11 @@ def training_command(cfg: TrainConfig, out: Path, eval_world: str = "") -> str:
     extra = f" --loss-weights {','.join(f'{k}={v:g}' for k, v in lw.items())}" if lw else ""
     if eval_world and eval_world != cfg.world:
         extra += f" --eval-world {eval_world}"
-    if cfg.schedule != TrainConfig.schedule:
-        extra += f" --schedule {cfg.schedule}"
-    if cfg.subset:
-        extra += f" --subset {cfg.subset}"
+    # every other recipe field the CLI sets, where it differs from the default (not logging/caching knobs)
+    for name, flag in _RECIPE_FLAGS:
+        value = getattr(cfg, name)
+        if value != getattr(TrainConfig, name):
+            extra += f" {flag} {value}"
     if cfg.augment == NO_AUGMENT:
         extra += " --no-augment"
     return (
@@ -732,7 +745,8 @@ def time_train_steps(
 
 
 # --------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> TrainResult:
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    """The CLI's :class:`TrainConfig` and the remaining options (``out``, ``resume``, ``eval_*`` ...)."""
     p = argparse.ArgumentParser(prog="python -m fasthmr_lib.models.train", description=__doc__.split("\n")[0])
     d = TrainConfig()
     p.add_argument("--preset", default=d.preset, help="model preset (tiny, small, ...)")
@@ -745,6 +759,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--schedule", default=d.schedule, choices=["cosine", "constant"])
     p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp16"])
@@ -787,6 +802,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
         weight_decay=a.weight_decay,
         schedule=a.schedule,
         warmup=a.warmup,
+        grad_clip=a.grad_clip,
         seed=a.seed,
         device=a.device,
         precision=a.precision,
@@ -798,6 +814,11 @@ def main(argv: list[str] | None = None) -> TrainResult:
         augment=NO_AUGMENT if a.no_augment else AugmentConfig(),
         loss_weights=LossWeights(**lw),
     )
+    return cfg, a
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    cfg, a = parse_args(argv)
     res = train(cfg, a.out, resume=a.resume, stop_at=a.stop_at, final_save=False)
     if res.steps_done >= cfg.steps:
         from ..data.datasets import world_root
