@@ -291,7 +291,7 @@ def render_clip(
     """Render one clip; returns the clip-record arrays of :mod:`fasthmr_lib.data.records` (plus extras
     ``joints3d`` (T,44,3) camera-frame m, ``kind``, ``n_distractors``, ``silhouette_px`` (T,)).
 
-    ``body``: a :class:`fasthmr_lib.body.smpl.SMPLBody``. ``frame_stride`` s > 1 generates the motion over
+    ``body``: a :class:`fasthmr_lib.body.smpl.SMPLBody`. ``frame_stride`` s > 1 generates the motion over
     ``n_frames * s`` frames (a whole action: a squat, a turn) and renders every s-th one, at ``30 / s`` fps;
     training worlds use it to get many people, cameras and poses per rendered frame.
     Deterministic for (kind, n_frames, seed, cfg, frame_stride); ``frame_stride=1`` is the plain clip."""
