@@ -54,9 +54,12 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def clip_specs(n_clips: dict[str, int], n_frames: int, seed: int) -> list[dict[str, Any]]:
+def clip_specs(
+    n_clips: dict[str, int], n_frames: int, seed: int, frame_stride: int = 1
+) -> list[dict[str, Any]]:
     """The clips of a world: kinds cycle through :data:`motion.KINDS`; clips are assigned to splits by a
-    seeded permutation; clip i's render seed is ``SeedSequence([seed, i])``."""
+    seeded permutation; clip i's render seed is ``SeedSequence([seed, i])``; every clip is rendered with
+    ``frame_stride`` (see :func:`render.render_clip`)."""
     total = sum(n_clips[s] for s in SPLITS)
     order = np.random.default_rng(np.random.SeedSequence([seed, 991])).permutation(total)
     split_of = np.empty(total, object)
@@ -75,6 +78,7 @@ def clip_specs(n_clips: dict[str, int], n_frames: int, seed: int) -> list[dict[s
                 "clip_id": f"{split_of[i]}_{i:03d}_{kind}",
                 "seed": int(np.random.SeedSequence([seed, i]).generate_state(1)[0]),
                 "n_frames": int(n_frames),
+                "frame_stride": int(frame_stride),
             }
         )
     return specs
@@ -104,7 +108,7 @@ def _render_one(job: tuple[dict, str]) -> dict[str, Any]:
     t0 = time.perf_counter()
     arrays = render_clip(
         _WORKER["body"], spec["kind"], spec["n_frames"], spec["seed"], _WORKER["cfg"],
-        clip_id=spec["clip_id"], split=spec["split"], frame_stride=spec.get("frame_stride", 1),
+        clip_id=spec["clip_id"], split=spec["split"], frame_stride=spec["frame_stride"],
     )  # fmt: skip
     save_clip(out, arrays)
     return {
@@ -194,8 +198,9 @@ def build_world(
         spec["n_frames"] = int(n_frames)
     if frame_stride is not None:
         spec["frame_stride"] = int(frame_stride)
-    if int(spec.get("frame_stride", 1)) < 1:
-        raise ValueError(f"frame_stride must be >= 1, got {spec['frame_stride']!r}")
+    stride = int(spec.get("frame_stride", 1))
+    if stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {stride!r}")
     cfg = cfg or RenderConfig()
     root = Path(root) if root is not None else world_root(profile)
     body = body_model_info(smpl_dir)
@@ -214,9 +219,7 @@ def build_world(
         meta_path.unlink()
     bp_path = root / "build_params.json"
     same = bp_path.exists() and not force and fio.read_json(bp_path) == params
-    specs = clip_specs(spec["n_clips"], spec["n_frames"], seed + params["seed_offset"])
-    for sp in specs:
-        sp["frame_stride"] = params.get("frame_stride", 1)
+    specs = clip_specs(spec["n_clips"], spec["n_frames"], seed + params["seed_offset"], frame_stride=stride)
     wanted = {(root / s["split"] / f"{s['clip_id']}.npz") for s in specs}
     for s in SPLITS:  # stale files of other parameters
         for p in (root / s).glob("*.npz") if (root / s).is_dir() else []:
@@ -257,7 +260,7 @@ def build_world(
             sp["clip_id"]: {"kind": sp["kind"], "split": sp["split"], "seed": sp["seed"]} for sp in specs
         },
         "image_size": [cfg.image_size, cfg.image_size],
-        "fps": M.FPS / params.get("frame_stride", 1),
+        "fps": M.FPS / stride,
         "body_model": body,
         "generation": {
             "seconds": round(seconds, 2),

@@ -762,7 +762,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--grad-clip", type=float, default=d.grad_clip)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
-    p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default=d.precision, choices=list(AMP_DTYPES))
     p.add_argument("--workers", type=int, default=d.num_workers)
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--log-every", type=int, default=d.log_every)
