@@ -62,6 +62,8 @@ class LossWeights:
     global_orient: float = 0.001
     body_pose: float = 0.001
     betas: float = 0.0005
+    # Not in HMR2.0: pulls the norm of each predicted 6D column towards 1 (see compute_losses).
+    rot6d_norm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,12 @@ def compute_losses(
     lgo = ((rot[:, 0] - gt_rot[:, 0]) ** 2).sum(dim=(1, 2)).mean()
     lbp = ((rot[:, 1:] - gt_rot[:, 1:]) ** 2).sum(dim=(1, 2, 3)).mean()
     lbe = ((out["betas"].float() - batch["betas"]) ** 2).sum(dim=1).mean()
+    # 6D-norm term (ours, not HMR2.0). Gram-Schmidt (Zhou et al. CVPR 2019) is scale invariant, so
+    # nothing bounds the norms of the two raw 6D columns; trained from scratch they drift (measured on
+    # the shipped small: global orient |a1|, |a2| ~ 9), which divides every rotation gradient by that
+    # norm and freezes the facing direction although the head token encodes it.
+    cols = out["pose6d"].float().reshape(rot.shape[0], -1, 2, 3).norm(dim=-1)  # (B, 24, 2): |a1|, |a2|
+    lnorm = ((cols - 1.0) ** 2).sum(dim=(1, 2)).mean()
     w = weights
     total = (
         w.keypoints_3d * l3d
@@ -328,6 +336,7 @@ def compute_losses(
         + w.global_orient * lgo
         + w.body_pose * lbp
         + w.betas * lbe
+        + w.rot6d_norm * lnorm
     )
     return {
         "total": total,
@@ -336,6 +345,7 @@ def compute_losses(
         "global_orient": lgo,
         "body_pose": lbp,
         "betas": lbe,
+        "rot6d_norm": lnorm,
     }
 
 
@@ -465,7 +475,7 @@ def write_history(out: Path, history: list[dict]) -> pd.DataFrame:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for col in ("total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose"):
+        for col in ("total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm"):
             if col in df:
                 ax.plot(df["step"], df[col], label=col)
         ax.set_yscale("log")
