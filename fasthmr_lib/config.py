@@ -29,12 +29,27 @@ class ViTConfig:
     qkv_bias: bool = True
     drop_path_rate: float = 0.55
     norm_eps: float = 1e-6
+    # "patch": HMR2.0's single strided patch convolution. "conv": a stack of stride-2 3x3 convolutions
+    # down to the same token grid (Xiao et al., "Early convolutions help transformers see better",
+    # NeurIPS 2021), for training from scratch; needs patch_size a power of 2.
+    stem: str = "patch"
+
+    def __post_init__(self) -> None:
+        if self.stem not in ("patch", "conv"):
+            raise ValueError(f"ViTConfig.stem must be 'patch' or 'conv', got {self.stem!r}")
+        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+            raise ValueError(f"ViTConfig.stem='conv' needs a power-of-2 patch_size, got {self.patch_size}")
 
     @property
     def grid(self) -> tuple[int, int]:
-        """Token grid (rows, cols) of the padded patch convolution: (16, 12) for 256x192."""
+        """Token grid (rows, cols): (16, 12) for 256x192 with either stem."""
         h, w = self.img_size
-        p, s = self.patch_padding, self.patch_size
+        s = self.patch_size
+        if self.stem == "conv":  # each 3x3 stride-2 conv with padding 1 maps n -> ceil(n / 2)
+            for _ in range(s.bit_length() - 1):
+                h, w = (h + 1) // 2, (w + 1) // 2
+            return (h, w)
+        p = self.patch_padding
         return ((h + 2 * p - s) // s + 1, (w + 2 * p - s) // s + 1)
 
     @property

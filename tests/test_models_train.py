@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,8 +249,8 @@ def test_recorded_command_parses_back_to_the_same_recipe(tmp_path):
     lw = LossWeights(global_orient=0.02, body_pose=0.005)
     cfgs = [
         TrainConfig(),
-        TrainConfig(preset="small", world="w", split="calib", mask_kind="mask_union", steps=50, batch=4,
-                    lr=3e-4, weight_decay=0.01, schedule="constant", warmup=7, grad_clip=0.5, seed=3,
+        TrainConfig(preset="small", stem="conv", world="w", split="calib", mask_kind="mask_union", steps=50,
+                    batch=4, lr=3e-4, weight_decay=0.01, schedule="constant", warmup=7, grad_clip=0.5, seed=3,
                     precision="bf16", subset=64, augment=NO_AUGMENT, loss_weights=lw),
     ]  # fmt: skip
     for cfg in cfgs:
@@ -259,6 +260,15 @@ def test_recorded_command_parses_back_to_the_same_recipe(tmp_path):
         assert rest.out == str(tmp_path / "out") and rest.eval_world == "elsewhere"
     assert "--precision bf16" in training_command(cfgs[1], tmp_path)
     assert "--precision" not in training_command(cfgs[0], tmp_path)
+
+
+def test_stem_override_builds_the_conv_stem(fake_body):
+    from fasthmr_lib.models.train import model_for
+
+    assert model_for(TrainConfig(preset="tiny"), smpl=fake_body).cfg.vit.stem == "patch"
+    model = model_for(TrainConfig(preset="tiny", stem="conv"), smpl=fake_body)
+    assert model.cfg.vit.stem == "conv" and len(model.backbone.patch_embed.stem) == 12
+    assert "--stem conv" in training_command(TrainConfig(stem="conv"), Path("out"))
 
 
 def test_cli_rejects_unknown_loss_weight_names():

@@ -52,3 +52,44 @@ def test_unknown_preset_names_the_choices():
     with pytest.raises(KeyError, match="tiny"):
         get_preset("nope")
     assert {"hmr2", "camerahmr", "small", "tiny"} <= set(PRESETS)
+
+
+def test_conv_stem_keeps_the_token_grid_and_checkpoints_round_trip(tmp_path, fake_body):
+    """stem='conv' (Xiao et al. 2021): four stride-2 3x3 convs reach HMR2.0's 16 x 12 grid; the
+    BatchNorm statistics travel with an fp16 checkpoint; the patch stem keeps HMR2.0's names."""
+    import dataclasses
+
+    from fasthmr_lib.config import ViTConfig
+    from fasthmr_lib.models.checkpoints import load_checkpoint, save_checkpoint
+    from fasthmr_lib.models.hmr import HMR
+
+    base = get_preset("tiny")
+    cfg = base.replace(vit=dataclasses.replace(base.vit, stem="conv"))
+    assert cfg.vit.grid == (16, 12)
+    torch.manual_seed(0)
+    model = HMR(cfg, smpl=fake_body)
+    convs = [m for m in model.backbone.patch_embed.stem if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2)] * 4
+    assert convs[-1].out_channels == cfg.vit.embed_dim
+    model.train()
+    model(torch.randn(4, 3, 256, 256))  # one training-mode pass moves the BatchNorm statistics
+    model.eval()
+    x = torch.randn(2, 3, 256, 256)
+    with torch.no_grad():
+        ref = model(x)["joints3d"]
+        assert model.backbone.forward_tokens(x[..., 32:-32]).shape == (2, 192, cfg.vit.embed_dim)
+    out = save_checkpoint(model, tmp_path / "conv", fp16=True)
+    loaded = load_checkpoint(out, smpl=fake_body)
+    assert loaded.cfg.vit.stem == "conv"
+    bn = loaded.backbone.patch_embed.stem[1]
+    assert int(bn.num_batches_tracked) == 1
+    assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+    with torch.no_grad():
+        assert torch.allclose(loaded(x)["joints3d"], ref, atol=2e-2)
+    names = {k for k, _ in ViT(get_preset("tiny").vit).named_parameters()}
+    assert {"patch_embed.proj.weight", "patch_embed.proj.bias"} <= names
+    assert not any("stem" in n for n in names)
+    with pytest.raises(ValueError, match="stem"):
+        ViTConfig(stem="resnet")
+    with pytest.raises(ValueError, match="power-of-2"):
+        ViTConfig(stem="conv", patch_size=12)

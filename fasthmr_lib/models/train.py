@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from ..config import get_preset
 from ..data.augment import AugmentConfig, augment_sample, hwc255_to_normalized, normalized_to_hwc255
 from ..io import atomic_path, manifest, read_json, write_json
 from ..paths import data_dir
@@ -71,6 +72,7 @@ class TrainConfig:
     """Everything that defines a training run (stored as the checkpoint's ``recipe``)."""
 
     preset: str = "tiny"
+    stem: str = ""  # "" = the preset's patch embedding; "patch" | "conv" overrides it (ViTConfig.stem)
     world: str = "default"
     split: str = "train"
     mask_kind: str = "mask"
@@ -397,6 +399,17 @@ def train_step(
     return losses
 
 
+def model_for(cfg: TrainConfig, smpl: nn.Module | None = None) -> nn.Module:
+    """A freshly initialised ``HMR`` of the recipe's preset (with its ``stem`` override, if any);
+    ``smpl=None`` loads the body model."""
+    from .hmr import build_model
+
+    mcfg = get_preset(cfg.preset)
+    if cfg.stem:
+        mcfg = mcfg.replace(vit=dataclasses.replace(mcfg.vit, stem=cfg.stem))
+    return build_model(mcfg, smpl=smpl)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
     """AdamW over trainable parameters + LambdaLR (linear warm-up, then cosine to 0 or constant)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -512,7 +525,7 @@ def train(
 ) -> TrainResult:
     """Train (or resume) one model.
 
-    model: an HMR-interface module (defaults to ``build_model(cfg.preset)``); it must expose ``.smpl``
+    model: an HMR-interface module (defaults to ``model_for(cfg)``); it must expose ``.smpl``
     with ``from_axis_angle`` for the GT joints. dataset: a CropDataset-like dataset or a prepared
     :class:`CropCache` (default: the world ``cfg.world``'s ``cfg.split`` via the crop cache).
     stop_at: stop (and save state) after this many total steps — simulates an interruption.
@@ -546,9 +559,7 @@ def train(
     if cfg.subset:
         cache = cache.subset(cfg.subset, cfg.seed)
     if model is None:
-        from .hmr import build_model
-
-        model = build_model(cfg.preset)
+        model = model_for(cfg)
     model.to(device)
     opt, sched = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
@@ -658,6 +669,7 @@ def save_final(
 
 # TrainConfig field -> CLI flag, recorded by ``training_command`` when not the default
 _RECIPE_FLAGS = (
+    ("stem", "--stem"),
     ("split", "--split"),
     ("mask_kind", "--mask-kind"),
     ("weight_decay", "--weight-decay"),
@@ -760,6 +772,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p = argparse.ArgumentParser(prog="python -m fasthmr_lib.models.train", description=__doc__.split("\n")[0])
     d = TrainConfig()
     p.add_argument("--preset", default=d.preset, help="model preset (tiny, small, ...)")
+    p.add_argument(
+        "--stem", default=d.stem, choices=["", "patch", "conv"], help="patch embedding (default: preset's)"
+    )
     p.add_argument("--world", default=d.world, help="world profile under data/world/")
     p.add_argument("--split", default=d.split)
     p.add_argument("--mask-kind", default=d.mask_kind)
@@ -803,6 +818,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         lw[k] = float(v)
     cfg = TrainConfig(
         preset=a.preset,
+        stem=a.stem,
         world=a.world,
         split=a.split,
         mask_kind=a.mask_kind,

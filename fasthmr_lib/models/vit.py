@@ -27,17 +27,33 @@ TokenMerge = Callable[[Tensor, Tensor, TokenState], Tensor]
 
 
 class PatchEmbed(nn.Module):
-    """Conv patch embedding: (B, 3, H, W) -> (B, N, C), N = rows * cols (16 x 12 for 256x192)."""
+    """Conv patch embedding: (B, 3, H, W) -> (B, N, C), N = rows * cols (16 x 12 for 256x192).
+
+    ``stem="patch"`` is HMR2.0's one strided convolution (``proj``). ``stem="conv"`` (Xiao et al.,
+    NeurIPS 2021) puts log2(patch_size) stride-2 3x3 conv + BatchNorm + ReLU layers (widths doubling up
+    to embed_dim) before a 1x1 ``proj``: the same token grid with a convolutional inductive bias.
+    """
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.grid = cfg.grid
-        self.proj = nn.Conv2d(
-            3, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.patch_size, padding=cfg.patch_padding
-        )
+        if cfg.stem == "patch":
+            self.stem = nn.Identity()
+            self.proj = nn.Conv2d(
+                3, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.patch_size, padding=cfg.patch_padding
+            )
+            return
+        n = cfg.patch_size.bit_length() - 1
+        widths = [max(cfg.embed_dim // 2 ** (n - 1 - i), 8) for i in range(n)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([3, *widths[:-1]], widths):
+            conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1, bias=False)
+            layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(widths[-1], cfg.embed_dim, kernel_size=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.proj(x)
+        x = self.proj(self.stem(x))
         return x.flatten(2).transpose(1, 2)
 
 
