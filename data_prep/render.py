@@ -295,9 +295,9 @@ def render_clip(
     ``n_frames * s`` frames (a whole action: a squat, a turn) and renders every s-th one, at ``30 / s`` fps;
     training worlds use it to get many people, cameras and poses per rendered frame.
     Deterministic for (kind, n_frames, seed, cfg, frame_stride); ``frame_stride=1`` is the plain clip."""
-    if int(frame_stride) < 1:
-        raise ValueError(f"frame_stride must be >= 1, got {frame_stride!r}")
     stride = int(frame_stride)
+    if stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {frame_stride!r}")
     bc = body if isinstance(body, _Body) else _Body(body)
     rng = np.random.default_rng(np.random.SeedSequence([seed, M.KINDS.index(kind), n_frames, 7]))
     H = W = int(cfg.image_size)

@@ -45,10 +45,8 @@ class ViTConfig:
         """Token grid (rows, cols): (16, 12) for 256x192 with either stem."""
         h, w = self.img_size
         s = self.patch_size
-        if self.stem == "conv":  # each 3x3 stride-2 conv with padding 1 maps n -> ceil(n / 2)
-            for _ in range(s.bit_length() - 1):
-                h, w = (h + 1) // 2, (w + 1) // 2
-            return (h, w)
+        if self.stem == "conv":  # each 3x3 stride-2 conv with padding 1 maps n -> ceil(n / 2): ceil(n / s)
+            return (-(-h // s), -(-w // s))
         p = self.patch_padding
         return ((h + 2 * p - s) // s + 1, (w + 2 * p - s) // s + 1)
 

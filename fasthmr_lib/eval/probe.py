@@ -59,15 +59,21 @@ def collect_features(
     idx = np.random.default_rng(seed).permutation(len(dataset))
     idx = idx[:n] if 0 < n < len(idx) else idx
     out: dict[str, list[Tensor]] = {"head_token": [], "mean_token": [], "yaw_gt": [], "yaw_pred": []}
+    # the backbone's final tokens (output of ``last_norm``), caught during the one forward pass
+    hook = model.backbone.last_norm.register_forward_hook(
+        lambda _m, _i, tokens: out["mean_token"].append(tokens.float().mean(1).cpu())
+    )
+    was_training = model.training
     model.eval()
-    for b in tqdm(DataLoader(Subset(dataset, idx.tolist()), batch_size=batch), desc=desc):
-        img = b["img"].to(device)
-        pred = model(img)
-        tokens = model.backbone.forward_tokens(img[:, :, :, 32:-32])
-        out["head_token"].append(pred["head_token"].float().cpu())
-        out["mean_token"].append(tokens.float().mean(1).cpu())
-        out["yaw_gt"].append(yaw_of(roma.rotvec_to_rotmat(b["global_orient"].float())))
-        out["yaw_pred"].append(yaw_of(pred["rotmat"][:, 0].float().cpu()))
+    try:
+        for b in tqdm(DataLoader(Subset(dataset, idx.tolist()), batch_size=batch), desc=desc):
+            pred = model(b["img"].to(device))
+            out["head_token"].append(pred["head_token"].float().cpu())
+            out["yaw_gt"].append(yaw_of(roma.rotvec_to_rotmat(b["global_orient"].float())))
+            out["yaw_pred"].append(yaw_of(pred["rotmat"][:, 0].float().cpu()))
+    finally:
+        hook.remove()
+        model.train(was_training)
     return {k: torch.cat(v) for k, v in out.items()}
 
 

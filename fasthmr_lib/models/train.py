@@ -328,7 +328,7 @@ def compute_losses(
     # 6D-norm term (ours, not HMR2.0). Gram-Schmidt (Zhou et al. CVPR 2019) is scale invariant, so
     # nothing bounds the norms of the two raw 6D columns; trained from scratch they drift (measured on
     # the shipped small: global orient |a1|, |a2| ~ 9), which divides every rotation gradient by that
-    # norm and freezes the facing direction although the head token encodes it.
+    # norm. (Holding them at 1 alone did not make the small ViT learn the facing direction: README.)
     cols = out["pose6d"].float().reshape(rot.shape[0], -1, 2, 3).norm(dim=-1)  # (B, 24, 2): |a1|, |a2|
     lnorm = ((cols - 1.0) ** 2).sum(dim=(1, 2)).mean()
     w = weights
