@@ -32,7 +32,7 @@ from trimesh.ray.ray_pyembree import RayMeshIntersector
 
 from . import motion as M
 
-RENDER_VERSION = 3  # bump when a change to this module changes its output (worlds then rebuild)
+RENDER_VERSION = 4  # bump when a change to this module changes its output (worlds then rebuild)
 
 # SMPL part groups (joint indices of the 24-joint skeleton) used for clothing colours
 _LEGS = (1, 2, 4, 5)
@@ -236,6 +236,21 @@ def degrade_mask(mask: np.ndarray, union: np.ndarray, rng: np.random.Generator, 
 # ------------------------------------------------------------------------------------------ scene
 
 
+def face_part_labels(lbs_weights: np.ndarray, v_template: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Dense label of every mesh face (F,) uint8 in 1..48: ``1 + part + 24 * back``.
+
+    ``part`` (0..23) is the SMPL joint whose skinning weight dominates the face's first vertex, so left and
+    right limbs are distinct parts; ``back`` is 1 where the face's normal in the rest pose points backwards
+    (z < 0: SMPL bodies face +z), i.e. the pixel shows the back of the body (the back of the head, the
+    back of the shirt, a calf) rather than its front (face, chest, shins). 0 is left for "not the subject".
+    Per-pixel body-part targets as in SURREAL (Varol et al. CVPR 2017); the front/back bit is ours.
+    lbs_weights (V, 24), v_template (V, 3) m, faces (F, 3) vertex indices."""
+    part = lbs_weights.argmax(1)[faces[:, 0]]
+    tri = v_template[faces]
+    nz = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])[:, 2]
+    return (1 + part + 24 * (nz < 0)).astype(np.uint8)
+
+
 class _Body:
     """Per-process cache of the body model and its constant arrays."""
 
@@ -244,6 +259,7 @@ class _Body:
         self.faces = np.asarray(body.faces, np.int64)
         self.lbs = body.lbs_weights.detach().cpu().numpy()
         self.v_template = body.v_template.detach().cpu().numpy()
+        self.face_labels = face_part_labels(self.lbs, self.v_template, self.faces)
 
     @torch.no_grad()
     def pose(self, go: np.ndarray, bp: np.ndarray, betas: np.ndarray, transl: np.ndarray) -> dict:
@@ -289,7 +305,9 @@ def render_clip(
     frame_stride: int = 1,
 ) -> dict[str, np.ndarray]:
     """Render one clip; returns the clip-record arrays of :mod:`fasthmr_lib.data.records` (plus extras
-    ``joints3d`` (T,44,3) camera-frame m, ``kind``, ``n_distractors``, ``silhouette_px`` (T,)).
+    ``joints3d`` (T,44,3) camera-frame m, ``kind``, ``n_distractors``, ``silhouette_px`` (T,)), including
+    the dense ``part_labels`` (T,H,W) uint8 of the subject's visible pixels (:func:`face_part_labels`, 0
+    elsewhere).
 
     ``body``: a :class:`fasthmr_lib.body.smpl.SMPLBody`. ``frame_stride`` s > 1 generates the motion over
     ``n_frames * s`` frames (a whole action: a squat, a turn) and renders every s-th one, at ``30 / s`` fps;
@@ -384,6 +402,7 @@ def render_clip(
     mask = np.zeros((T, H, W), bool)
     union = np.zeros((T, H, W), bool)
     degraded = np.zeros((T, H, W), bool)
+    part_labels = np.zeros((T, H, W), np.uint8)
     boxes = np.zeros((T, 4), np.float32)
     occl = np.zeros(T, np.float32)
     sil_px = np.zeros(T, np.int32)
@@ -416,6 +435,7 @@ def render_clip(
             np.clip(u_s[:, 0].max(), 0, W - 1), np.clip(u_s[:, 1].max(), 0, H - 1),
         ]  # fmt: skip
         owner = np.full((H, W), -1, np.int64)
+        face = np.zeros((H, W), np.int64)  # face index within its person's mesh (where owner >= 0)
         depth = np.full((H, W), np.inf)
         shade_rgb = np.zeros((H, W, 3), np.float32)
         sub_hidden = np.zeros((H, W), bool)
@@ -442,6 +462,9 @@ def render_clip(
             sub_rgb = np.zeros((d.shape[0], 3), np.float32)
             sub_rgb[ok] = cols
             owner[y0:y1, x0:x1] = sub_owner.reshape(y1 - y0, x1 - x0)
+            sub_face = np.zeros(d.shape[0], np.int64)
+            sub_face[ok] = h % F
+            face[y0:y1, x0:x1] = sub_face.reshape(y1 - y0, x1 - x0)
             depth[y0:y1, x0:x1] = sub_depth.reshape(y1 - y0, x1 - x0)
             shade_rgb[y0:y1, x0:x1] = sub_rgb.reshape(y1 - y0, x1 - x0, 3)
             # subject pixels hidden behind a distractor: cast those rays against the subject alone
@@ -481,6 +504,7 @@ def render_clip(
             img[ya:yb, xa:xb] = np.clip(o["color"][None, None] * g, 0, 255)
         sil = vis_sub | sub_hidden  # full subject silhouette (in the image)
         mask[t] = vis_sub & ~occ
+        part_labels[t][mask[t]] = bc.face_labels[face[mask[t]]]
         union[t] = people_px & ~occ
         sil_px[t] = int(sil.sum())
         occl[t] = 1.0 - mask[t].sum() / max(sil_px[t], 1)
@@ -503,6 +527,7 @@ def render_clip(
         "mask": mask,
         "mask_union": union,
         "mask_degraded": degraded,
+        "part_labels": part_labels,
         "global_orient": go_c,
         "body_pose": sub["body_pose"].astype(np.float32),
         "betas": np.tile(sub["betas"][None], (T, 1)).astype(np.float32),

@@ -17,7 +17,15 @@ import trimesh
 
 from data_prep import motion as M
 from data_prep.build_world import build_world, clip_specs
-from data_prep.render import RenderConfig, degrade_mask, look_at, project, render_clip, to_camera_params
+from data_prep.render import (
+    RenderConfig,
+    degrade_mask,
+    face_part_labels,
+    look_at,
+    project,
+    render_clip,
+    to_camera_params,
+)
 from fasthmr_lib.data.crops import make_crop
 from fasthmr_lib.data.datasets import CropDataset
 from fasthmr_lib.data.records import load_clip, read_meta, validate_arrays
@@ -197,6 +205,107 @@ def test_crowded_scene_is_consistent(clips):
         assert ((uv >= -0.5) & (uv <= [W - 0.5, H - 0.5])).all()
     assert c["occlusion"].max() > 0.02
     assert 0.5 < np.mean(ious) < 0.995, ious  # degraded: clearly perturbed, still the same person
+
+
+def _label_cover(body, V, K, H, W) -> np.ndarray:
+    """(49, H, W) bool: pixels covered by a projected, camera-facing face of each dense label (reference
+    for the ray caster's per-pixel labels, from the camera-frame mesh and the rest-pose face labels)."""
+    faces = np.asarray(body.faces, np.int64)
+    lab = face_part_labels(body.lbs_weights.numpy(), body.v_template.numpy(), faces)
+    tri = V[faces]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    facing = (n * tri.mean(1)).sum(1) < 0  # normal towards the camera at the origin
+    uv = project(K.astype(np.float64), V)[faces]
+    out = np.zeros((49, H, W), bool)
+    for p, lb in zip(uv[facing], lab[facing], strict=True):
+        x0, y0 = np.floor(p.min(0)).astype(int)
+        x1, y1 = np.ceil(p.max(0)).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W - 1), min(y1, H - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(np.float64)
+        e = [(p[(i + 1) % 3, 0] - p[i, 0]) * (yy - p[i, 1]) - (p[(i + 1) % 3, 1] - p[i, 1]) * (xx - p[i, 0])
+             for i in range(3)]  # fmt: skip
+        out[lb, y0 : y1 + 1, x0 : x1 + 1] |= ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | (
+            (e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0)
+        )
+    return out
+
+
+def test_face_labels_mark_the_front_and_back_of_the_rest_pose():
+    """SMPL bodies face +z: on an outward-wound sphere skinned to one part, faces on the +z half are
+    'front' (1 + part), on the -z half 'back' (25 + part); left and right parts keep distinct labels."""
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    faces = np.asarray(sphere.faces, np.int64)
+    z = sphere.vertices[faces].mean(1)[:, 2]
+    for part in (3, 16, 17):
+        lbs = np.zeros((len(sphere.vertices), 24))
+        lbs[:, part] = 1.0
+        lab = face_part_labels(lbs, np.asarray(sphere.vertices), faces)
+        assert (lab[z > 0.05] == 1 + part).all() and (lab[z < -0.05] == 25 + part).all()
+
+
+def test_part_labels_agree_with_the_masks_and_the_projected_parts(clips):
+    """Dense labels: nonzero exactly on the visible-subject mask (alone and crowded); every labelled pixel
+    is covered by a camera-facing face of its own part and front/back side (the ellipsoid body's parts
+    are rigid, so the rest-pose normal's side is the face's side)."""
+    body, alone, crowd = clips
+    for c in (alone, crowd):
+        lab = c["part_labels"]
+        assert lab.dtype == np.uint8 and lab.shape == c["mask"].shape and lab.max() <= 48
+        np.testing.assert_array_equal(lab > 0, c["mask"])
+    H, W = alone["mask"].shape[1:]
+    k = np.ones((3, 3), np.uint8)
+    sides = set()
+    for t in range(alone["mask"].shape[0]):
+        V, _ = _camera_mesh(body, alone, t)
+        cover = _label_cover(body, V, alone["K"], H, W)
+        lab = alone["part_labels"][t]
+        ys, xs = np.nonzero(lab)
+        ok = np.array(
+            [cv2.dilate(cover[v].astype(np.uint8), k)[y, x] for y, x, v in zip(ys, xs, lab[ys, xs])]
+        )
+        assert ok.mean() > 0.995, f"frame {t}: {ok.mean():.4f} of labelled pixels on their own part/side"
+        assert len(np.unique((lab[ys, xs] - 1) % 24)) >= 8  # many parts are seen, not one blob
+        sides |= set(np.unique((lab[ys, xs] - 1) // 24).tolist())
+    assert sides == {0, 1}  # both the front and the back of the body are labelled somewhere
+
+
+def test_flipped_crop_swaps_left_and_right_parts_and_keeps_front_back(clips):
+    """A mirrored crop's label map is the mirrored map with left/right parts exchanged; the left forearm's
+    pixels sit at the left elbow-wrist keypoints before and after the flip (keypoints swap too)."""
+    from fasthmr_lib.data.augment import PART_LABEL_FLIP, AugmentConfig, augment_sample
+
+    flip = AugmentConfig(scale_factor=0.0, trans_rate=0.0, color_scale=0.0, flip_rate=1.0, occluder_rate=0.0)
+    _, c, _ = clips
+    checked = 0
+    for t in range(c["mask"].shape[0]):
+        cr = make_crop(c["images"][t], c["boxes"][t], masks={"m": c["mask"][t]},
+                       labels={"p": c["part_labels"][t]}, keypoints=c["joints2d"][t])  # fmt: skip
+        lab = {"part_labels": cr["p"], "joints2d": cr["keypoints"]}
+        _, m2, lab2 = augment_sample(cr["img"], cr["m"], lab, np.random.default_rng(0), flip)
+        np.testing.assert_array_equal(lab2["part_labels"], PART_LABEL_FLIP[cr["p"][:, ::-1]])
+        np.testing.assert_array_equal(lab2["part_labels"] > 0, m2 > 0.5)
+        front = lambda a: np.where(a > 0, (a.astype(int) - 1) // 24, -1)  # noqa: E731
+        np.testing.assert_array_equal(front(lab2["part_labels"]), front(cr["p"])[:, ::-1])
+        for labels, kp in ((cr["p"], cr["keypoints"]), (lab2["part_labels"], lab2["joints2d"])):
+            fore = {side: np.argwhere(np.isin((labels.astype(int) - 1) % 24, [j]) & (labels > 0))
+                    for side, j in (("left", 18), ("right", 19))}  # fmt: skip
+            if min(len(v) for v in fore.values()) < 20:
+                continue
+            xy = (kp[:, :2] + 0.5) * 256
+            elbow_wrist = {
+                "left": xy[[6, 7]].mean(0),
+                "right": xy[[3, 4]].mean(0),
+            }  # OpenPose L/R elbow+wrist
+            for side, pix in fore.items():
+                centre = pix.mean(0)[::-1]
+                other = "right" if side == "left" else "left"
+                assert np.linalg.norm(centre - elbow_wrist[side]) < np.linalg.norm(
+                    centre - elbow_wrist[other]
+                )
+            checked += 1
+    assert checked >= 2
 
 
 def test_crop_of_a_rendered_frame_aligns_mask_and_keypoints(clips):

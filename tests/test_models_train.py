@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -16,11 +17,13 @@ from fasthmr_lib.data.augment import hwc255_to_normalized
 from fasthmr_lib.models.train import (
     NO_AUGMENT,
     AugmentedCrops,
+    FacingBatchSampler,
     LossWeights,
     StepBatchSampler,
     TrainConfig,
     build_crop_cache,
     compute_losses,
+    facing_cos,
     gt_body,
     parse_args,
     recipe_of,
@@ -35,8 +38,9 @@ class FakeCrops(torch.utils.data.Dataset):
     """CropDataset-shaped items on a fake body: random smooth images, GT 2D keypoints projected from
     the GT 3D joints with a fixed camera (10 m away), small random poses."""
 
-    def __init__(self, body, n: int = 12, seed: int = 0):
+    def __init__(self, body, n: int = 12, seed: int = 0, parts: bool = False):
         rng = np.random.default_rng(seed)
+        self.parts = parts
         self.go = rng.normal(0, 0.3, (n, 3)).astype(np.float32)
         self.bp = rng.normal(0, 0.2, (n, 69)).astype(np.float32)
         self.betas = rng.normal(0, 1.0, (n, 10)).astype(np.float32)
@@ -58,7 +62,13 @@ class FakeCrops(torch.utils.data.Dataset):
     def __getitem__(self, i):
         mask = torch.zeros(256, 256)
         mask[40:220, 80:176] = 1.0
+        extra = {}
+        if self.parts:  # dense labels on the mask: left upper arm | right upper arm, front or back by item
+            lab = torch.zeros(256, 256, dtype=torch.uint8)
+            lab[40:220, 80:128], lab[40:220, 128:176] = 17 + 24 * (i % 2), 18 + 24 * (i % 2)
+            extra["part_labels"] = lab
         return {
+            **extra,
             "img": hwc255_to_normalized(self.imgs[i]),
             "person_mask": mask,
             "global_orient": torch.from_numpy(self.go[i]),
@@ -336,3 +346,77 @@ def test_subset_probe_trains_on_a_seeded_sample_and_is_recorded(fake_body, tmp_p
     cmd = json.loads((tmp_path / "p" / "config.json").read_text())["metadata"]["recipe"]["command"]
     assert "--subset 4" in cmd and "--schedule constant" in cmd and "--no-augment" in cmd
     assert recipe_of(tmp_path / "p").subset == 4 and recipe_of(tmp_path / "p").augment == NO_AUG
+
+
+def test_facing_cos_and_the_facing_sampler():
+    import roma
+
+    # SMPL faces +z; pi about x makes it upright in the OpenCV camera (y down), facing the camera (-z)
+    front = roma.rotvec_to_rotmat(torch.tensor([[np.pi, 0.0, 0.0]]))
+    turn = {a: roma.rotvec_to_rotmat(torch.tensor([[0.0, a, 0.0]])) for a in (np.pi, np.pi / 2)}
+    go = roma.rotmat_to_rotvec(torch.cat([front, front @ turn[np.pi], front @ turn[np.pi / 2]]))
+    torch.testing.assert_close(facing_cos(go), torch.tensor([1.0, -1.0, 0.0]), atol=1e-5, rtol=0)
+    cos = torch.linspace(-1, 1, 101)
+    full = list(FacingBatchSampler(cos, 8, seed=2, start=0, total=40, kappa=4.0, curriculum_steps=0))
+    tail = list(FacingBatchSampler(cos, 8, seed=2, start=30, total=40, kappa=4.0, curriculum_steps=0))
+    assert full[30:] == tail and [t for _, t in full[5]] == [5] * 8  # resumable; item 'epoch' = step
+    drawn = cos[[i for b in full for i, _ in b]]
+    assert float(drawn.mean()) > 0.5  # concentrated on crops facing the camera
+    cur = FacingBatchSampler(cos, 8, seed=2, start=0, total=400, kappa=4.0, curriculum_steps=200)
+    assert cur.kappa_at(0) == 4.0 and cur.kappa_at(100) == 2.0 and cur.kappa_at(300) == 0.0
+    torch.testing.assert_close(cur.weights_at(250), torch.ones(101, dtype=torch.float64))  # uniform after
+    late = cos[[i for b in list(cur)[200:] for i, _ in b]]
+    assert abs(float(late.mean())) < 0.15
+
+
+def test_dense_head_training_resumes_exactly_and_ships_only_the_hmr_weights(fake_body, tmp_path):
+    from fasthmr_lib.models.checkpoints import load_checkpoint
+
+    cache = build_crop_cache(FakeCrops(fake_body, n=10, parts=True), progress=False)
+    assert cache.parts is not None and cache.parts.dtype == torch.uint8
+    lw = LossWeights(dense_parts=1.0)
+    cfg = TrainConfig(steps=6, batch=3, lr=1e-3, warmup=2, log_every=1, save_every=2, seed=3, loss_weights=lw,
+                      pretrain_steps=2, facing_kappa=1.0, curriculum_steps=4)  # fmt: skip
+    ref = train(
+        cfg, tmp_path / "a", model=_model(fake_body, 0.2), dataset=cache, progress=False, data_version="x"
+    )
+    h = ref.history
+    assert (h["dense_parts"] > 0).all() and np.isfinite(h["total"]).all()
+    # pretraining steps: the total is the dense term alone
+    np.testing.assert_allclose(h["total"][:2], h["dense_parts"][:2], rtol=1e-6)
+    assert not np.allclose(h["total"][2:], h["dense_parts"][2:])
+    part = train(cfg, tmp_path / "b", model=_model(fake_body, 0.2), dataset=cache, progress=False, stop_at=3,
+                 final_save=False)  # fmt: skip
+    assert part.steps_done == 3
+    res = train(cfg, tmp_path / "b", model=_model(fake_body, 0.2), dataset=cache, progress=False, resume=True,
+                data_version="x")  # fmt: skip
+    for (k, a), (_, b) in zip(ref.model.state_dict().items(), res.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    # the shipped checkpoint is an HMR2.0-format HMR: exactly the plain model's keys, no dense head
+    plain_keys = set(_model(fake_body).state_dict())
+    shipped = load_checkpoint(tmp_path / "b", smpl=fake_body)
+    assert set(shipped.state_dict()) == plain_keys
+    from safetensors import safe_open
+
+    with safe_open(str(next((tmp_path / "b").glob("*.safetensors"))), "pt") as f:
+        assert not [k for k in f.keys() if "aux" in k or "dense" in k]
+    cmd = json.loads((tmp_path / "b" / "config.json").read_text())["metadata"]["recipe"]["command"]
+    assert "dense_parts=1" in cmd and "--pretrain-steps 2" in cmd and "--facing-kappa 1.0" in cmd
+    argv = shlex.split(cmd)[3:]
+    assert parse_args(argv)[0] == dataclasses.replace(cfg, save_every=100, log_every=10)  # not recorded
+
+
+def test_dense_loss_needs_part_labels(fake_body, tmp_path):
+    cache = build_crop_cache(FakeCrops(fake_body, n=4), progress=False)
+    assert cache.parts is None
+    cfg = TrainConfig(steps=1, batch=2, loss_weights=LossWeights(dense_parts=1.0))
+    with pytest.raises(ValueError, match="needs dense part labels"):
+        train(cfg, tmp_path / "x", model=_model(fake_body), dataset=cache, progress=False)
+    with pytest.raises(ValueError, match="set loss weight dense_parts"):
+        train(
+            TrainConfig(steps=1, batch=2, pretrain_steps=1),
+            tmp_path / "y",
+            model=_model(fake_body),
+            dataset=build_crop_cache(FakeCrops(fake_body, n=4, parts=True), progress=False),
+            progress=False,
+        )

@@ -14,6 +14,10 @@ pure function of its seed):
 * **synthetic occluders** — random rectangles of flat colour or noise pasted over the crop; the
   person mask is cleared under them (it marks *visible* person pixels).
 
+A ``part_labels`` (S, S) uint8 map among the labels (dense body-part targets) is warped with the image
+(nearest neighbour), mirrored with left and right parts swapped (front/back kept), and cleared under
+synthetic occluders, like the mask.
+
 Keypoint convention: normalised crop coordinates in ``[-0.5, 0.5]`` with continuous pixel
 coordinates ``u = (x + 0.5) * 256`` (pixel ``i`` covers ``[i, i + 1)``), so a mirror is ``x -> -x``.
 """
@@ -57,6 +61,14 @@ FLIP_PERM_SMPL24: tuple[int, ...] = (
     20,
     23,
     22,
+)
+
+# Dense part labels (``part_labels`` maps: 0 = not the subject, 1 + part + 24 * back, see
+# ``data_prep.render.face_part_labels``): a mirror swaps left and right parts and keeps front/back.
+NUM_PART_LABELS = 49
+PART_LABEL_FLIP: np.ndarray = np.array(
+    [0] + [1 + FLIP_PERM_SMPL24[(v - 1) % 24] + 24 * ((v - 1) // 24) for v in range(1, NUM_PART_LABELS)],
+    np.uint8,
 )
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -176,6 +188,11 @@ def augment_sample(
             m = cv2.warpAffine(m, M, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
         if "joints2d" in lab:
             lab["joints2d"] = affine_keypoints(lab["joints2d"], s, c)
+        if "part_labels" in lab:
+            lab["part_labels"] = cv2.warpAffine(
+                np.ascontiguousarray(lab["part_labels"], np.uint8), M, (size, size),
+                flags=cv2.INTER_NEAREST, borderValue=0,
+            )  # fmt: skip
 
     # colour
     gain = rng.uniform(1 - cfg.color_scale, 1 + cfg.color_scale, size=3).astype(np.float32)
@@ -199,6 +216,8 @@ def augment_sample(
                 out[y0 : y0 + h, x0 : x0 + w] = rng.uniform(0, 255, size=(h, w, 3)).astype(np.float32)
             if m is not None:
                 m[y0 : y0 + h, x0 : x0 + w] = 0.0
+            if "part_labels" in lab:
+                lab["part_labels"][y0 : y0 + h, x0 : x0 + w] = 0
     return out, m, lab
 
 
@@ -215,6 +234,8 @@ def flip_labels(lab: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         t = np.array(lab["transl"], copy=True)
         t[..., 0] *= -1
         lab["transl"] = t
+    if "part_labels" in lab:
+        lab["part_labels"] = PART_LABEL_FLIP[np.asarray(lab["part_labels"])[:, ::-1]]
     return lab
 
 
@@ -231,7 +252,12 @@ def normalized_to_hwc255(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return a.transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
 
 
-_LABEL_KEYS = ("joints2d", "global_orient", "body_pose", "transl", "betas")
+def label_dtype(key: str) -> type:
+    """numpy dtype of an augmented label: uint8 for the ``part_labels`` map, float32 otherwise."""
+    return np.uint8 if key == "part_labels" else np.float32
+
+
+_LABEL_KEYS = ("joints2d", "global_orient", "body_pose", "transl", "betas", "part_labels")
 
 
 class CropAugment:
@@ -264,5 +290,5 @@ class CropAugment:
         if mask2 is not None:
             out["person_mask"] = torch.from_numpy(mask2.astype(np.float32))
         for k, v in lab2.items():
-            out[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+            out[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=label_dtype(k)))
         return out

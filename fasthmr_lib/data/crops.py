@@ -85,13 +85,18 @@ def warp_image(
     )
 
 
-def warp_mask(mask: np.ndarray, A: np.ndarray, out_size: int = CROP_SIZE) -> np.ndarray:
-    """Crop a mask (H,W) bool with A, nearest-neighbour, border 0 -> (out,out) bool."""
-    m = cv2.warpAffine(
-        np.asarray(mask, np.uint8), A, (out_size, out_size), flags=cv2.INTER_NEAREST,
+def warp_labels(labels: np.ndarray, A: np.ndarray, out_size: int = CROP_SIZE) -> np.ndarray:
+    """Crop a label map (H,W) uint8 with A, nearest-neighbour (labels are never blended), border 0
+    -> (out,out) uint8."""
+    return cv2.warpAffine(
+        np.asarray(labels, np.uint8), A, (out_size, out_size), flags=cv2.INTER_NEAREST,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )  # fmt: skip
-    return m.astype(bool)
+
+
+def warp_mask(mask: np.ndarray, A: np.ndarray, out_size: int = CROP_SIZE) -> np.ndarray:
+    """Crop a mask (H,W) bool with A, nearest-neighbour, border 0 -> (out,out) bool."""
+    return warp_labels(mask, A, out_size).astype(bool)
 
 
 def keypoints_to_crop(kp: np.ndarray, A: np.ndarray, out_size: int = CROP_SIZE) -> np.ndarray:
@@ -127,14 +132,16 @@ def make_crop(
     box: np.ndarray,
     *,
     masks: dict[str, np.ndarray] | None = None,
+    labels: dict[str, np.ndarray] | None = None,
     keypoints: np.ndarray | None = None,
     rescale: float = 1.2,
     out_size: int = CROP_SIZE,
 ) -> dict[str, np.ndarray]:
-    """One HMR2.0 crop. img (H,W,3), box (4,) xyxy px, masks name -> (H,W) bool, keypoints (K,2|3) px.
+    """One HMR2.0 crop. img (H,W,3), box (4,) xyxy px, masks name -> (H,W) bool, labels name -> (H,W)
+    uint8 label maps, keypoints (K,2|3) px.
 
-    Returns ``img`` (out,out,3) same dtype, each mask (out,out) bool, ``keypoints`` normalised crop coords,
-    ``center`` (2,), ``side`` () px, ``A`` (2,3) image->crop matrix."""
+    Returns ``img`` (out,out,3) same dtype, each mask (out,out) bool, each label map (out,out) uint8,
+    ``keypoints`` normalised crop coords, ``center`` (2,), ``side`` () px, ``A`` (2,3) image->crop matrix."""
     center, side = box_to_center_scale(box, rescale)
     A = crop_matrix(center, float(side), out_size)
     out: dict[str, np.ndarray] = {
@@ -145,6 +152,8 @@ def make_crop(
     }
     for k, m in (masks or {}).items():
         out[k] = warp_mask(m, A, out_size)
+    for k, m in (labels or {}).items():
+        out[k] = warp_labels(m, A, out_size)
     if keypoints is not None:
         out["keypoints"] = keypoints_to_crop(keypoints, A, out_size).astype(np.float32)
     return out

@@ -41,7 +41,8 @@ class CropDataset(Dataset):
     ``joints2d`` (44,3) normalised crop coords [-0.5,0.5] + visibility; ``clip_id`` str, ``frame`` int,
     ``occlusion`` () float; ``crop_center`` (2,) px, ``crop_scale`` () square crop side px; ``K`` (3,3);
     ``box`` (4,) xyxy px; ``img_size`` (2,) (H,W); ``bbox_info`` (3,) CLIFF
-    ``[(cx-W/2)/f, (cy-H/2)/f, side/f]``.
+    ``[(cx-W/2)/f, (cy-H/2)/f, side/f]``; ``part_labels`` (256,256) uint8 dense body-part labels (see
+    ``data_prep.render.face_part_labels``) when the clip has them (synthetic worlds).
     """
 
     def __init__(
@@ -99,10 +100,12 @@ class CropDataset(Dataset):
         masks = {}
         if self.mask_kind is not None:
             masks["person_mask"] = c.get_mask(self.mask_kind)[t]  # type: ignore[index]
+        parts = c.extras.get("part_labels")
         cr = make_crop(
             img,
             c.boxes[t],
             masks=masks,
+            labels=None if parts is None else {"part_labels": parts[t]},
             keypoints=c.joints2d[t],
             rescale=self.rescale,
             out_size=self.out_size,
@@ -131,6 +134,8 @@ class CropDataset(Dataset):
         }
         if self.mask_kind is not None:
             item["person_mask"] = torch.from_numpy(cr["person_mask"].astype(np.float32))
+        if parts is not None:
+            item["part_labels"] = torch.from_numpy(cr["part_labels"])
         if self.augment is not None:
             item = self.augment(item)
         return item

@@ -11,6 +11,8 @@ boxes               (T,4) float32     subject box x1,y1,x2,y2 in px
 mask                (T,H,W) bool      visible subject mask (optional for real data)
 mask_union          (T,H,W) bool      union of all people's visible masks (optional)
 mask_degraded       (T,H,W) bool      "segmenter-like" degraded subject mask (optional)
+part_labels         (T,H,W) uint8     dense labels of the visible subject: 1 + SMPL part + 24 * back-of-body,
+                                      0 elsewhere (optional, synthetic worlds; training targets only)
 global_orient       (T,3) float32     axis-angle, camera frame (OpenCV: x right, y down, z forward)
 body_pose           (T,69) float32    axis-angle of SMPL joints 1..23
 betas               (T,10) float32    SMPL shape

@@ -40,12 +40,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..config import get_preset
-from ..data.augment import AugmentConfig, augment_sample, hwc255_to_normalized, normalized_to_hwc255
+from ..data.augment import (
+    AugmentConfig,
+    augment_sample,
+    hwc255_to_normalized,
+    label_dtype,
+    normalized_to_hwc255,
+)
 from ..io import atomic_path, manifest, read_json, write_json
 from ..paths import data_dir
+from .dense import DenseHead, capture_tokens, dense_loss, dense_targets
 
 PELVIS_INDEX = 39
 STATE_FILE = "train_state.pt"
+DRAWN_EXTRA = ("body_pose", "rot6d_norm", "dense_parts")  # loss-curve terms beside the main four
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
 LABEL_KEYS = ("global_orient", "body_pose", "betas", "transl", "joints2d", "occlusion")
@@ -65,6 +73,8 @@ class LossWeights:
     betas: float = 0.0005
     # Not in HMR2.0: pulls the norm of each predicted 6D column towards 1 (see compute_losses).
     rot6d_norm: float = 0.0
+    # Not in HMR2.0: cross-entropy of the training-only dense part head (models/dense.py); 0 = no head.
+    dense_parts: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,14 @@ class TrainConfig:
     cache: bool = True  # preload crops once into a uint8 tensor file under data/cache/
     # > 0: train on this many crops drawn (seeded) from the split - the "overfit a small set" probe
     subset: int = 0
+    # dense part head (LossWeights.dense_parts > 0): sub-cells per token side (4 -> 64x48 label grid)
+    dense_sub: int = 4
+    # backbone pretraining: the first N steps train on the dense part loss alone (HMR losses off)
+    pretrain_steps: int = 0
+    # facing-direction distribution: crops drawn with weight exp(kappa * cos(phi)), phi = 0 facing the
+    # camera (von Mises); kappa decays linearly to 0 (uniform) over curriculum_steps (0 = held constant)
+    facing_kappa: float = 0.0
+    curriculum_steps: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
@@ -133,7 +151,8 @@ class CropCache:
     """All crops of one split preloaded in memory (uint8 images, labels as float32 tensors).
 
     images (N,S,S,3) uint8 RGB; masks (N,S,S) uint8 0..255; global_orient (N,3); body_pose (N,69);
-    betas (N,10); transl (N,3); joints2d (N,44,3); occlusion (N,); clip_id list[str]; frame (N,) int64.
+    betas (N,10); transl (N,3); joints2d (N,44,3); occlusion (N,); clip_id list[str]; frame (N,) int64;
+    parts (N,S,S) uint8 dense part labels (``None`` when the world has none).
     """
 
     images: Tensor
@@ -141,6 +160,7 @@ class CropCache:
     labels: dict[str, Tensor]
     clip_id: list[str]
     frame: Tensor
+    parts: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -157,6 +177,7 @@ class CropCache:
             labels={k: v[idx].clone() for k, v in self.labels.items()},
             clip_id=[self.clip_id[int(i)] for i in idx],
             frame=self.frame[idx].clone(),
+            parts=None if self.parts is None else self.parts[idx].clone(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +187,7 @@ class CropCache:
             "labels": self.labels,
             "clip_id": self.clip_id,
             "frame": self.frame,
+            "parts": self.parts,
         }
 
 
@@ -174,7 +196,7 @@ def build_crop_cache(dataset: Dataset, *, progress: bool = True, desc: str = "ca
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("build_crop_cache: the dataset is empty")
-    imgs, masks, frames, clips = [], [], [], []
+    imgs, masks, frames, clips, parts = [], [], [], [], []
     labels: dict[str, list] = {k: [] for k in LABEL_KEYS}
     for i in tqdm(range(n), desc=desc, disable=not progress):
         it = dataset[i]
@@ -187,12 +209,17 @@ def build_crop_cache(dataset: Dataset, *, progress: bool = True, desc: str = "ca
             labels[k].append(torch.as_tensor(np.asarray(it[k], dtype=np.float32)))
         frames.append(int(it.get("frame", i)))
         clips.append(str(it.get("clip_id", "")))
+        if "part_labels" in it:
+            parts.append(torch.as_tensor(it["part_labels"], dtype=torch.uint8))
+    if parts and len(parts) != n:
+        raise ValueError("build_crop_cache: some items have 'part_labels' and some do not (mixed worlds?)")
     return CropCache(
         images=torch.stack(imgs),
         masks=torch.stack(masks),
         labels={k: torch.stack(v) for k, v in labels.items()},
         clip_id=clips,
         frame=torch.tensor(frames, dtype=torch.int64),
+        parts=torch.stack(parts) if parts else None,
     )
 
 
@@ -249,9 +276,11 @@ class AugmentedCrops(Dataset):
         img = c.images[idx].numpy()
         mask = c.masks[idx].numpy().astype(np.float32) / 255.0
         lab = {k: v[idx].numpy() for k, v in c.labels.items()}
+        if c.parts is not None:
+            lab["part_labels"] = c.parts[idx].numpy()
         if self.augment is not None:
             img, mask, lab = augment_sample(img, mask, lab, sample_rng(self.seed, epoch, idx), self.augment)
-        out = {k: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32) for k, v in lab.items()}
+        out = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=label_dtype(k))) for k, v in lab.items()}
         out["img"] = hwc255_to_normalized(np.asarray(img))
         out["person_mask"] = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
         return out
@@ -282,6 +311,53 @@ class StepBatchSampler(Sampler):
                 e = p // self.n
                 out.append((int(self._perm(e)[p % self.n]), e))
             yield out
+
+
+def facing_cos(global_orient: Tensor) -> Tensor:
+    """cos of the angle between the body's forward axis and the direction towards the camera, in the
+    ground plane of the camera frame: 1 = facing the camera, -1 = seen from behind, 0 = side-on.
+    global_orient (N, 3) camera-frame axis-angle (SMPL bodies face +z; OpenCV camera z points away)."""
+    fwd = roma.rotvec_to_rotmat(global_orient.float())[..., :, 2]
+    return -fwd[:, 2] / fwd[:, [0, 2]].norm(dim=1).clamp_min(1e-6)
+
+
+class FacingBatchSampler(Sampler):
+    """Batches for steps ``start .. total-1`` drawn with replacement, with weight
+    ``exp(kappa_t (cos phi - 1))`` per crop (a von Mises density of the facing angle phi around facing
+    the camera); ``kappa_t`` decays linearly from ``kappa`` to 0 (uniform) over ``curriculum_steps``
+    (0 = constant). Step ``t``'s draw is a pure function of ``(seed, t)``, so it resumes at any step;
+    items are ``(index, t)`` (the step is the augmentation 'epoch')."""
+
+    def __init__(
+        self,
+        cos_phi: Tensor,
+        batch: int,
+        seed: int,
+        start: int,
+        total: int,
+        kappa: float,
+        curriculum_steps: int,
+    ):
+        self.cos = cos_phi.double()
+        self.batch, self.seed, self.start, self.total = batch, seed, start, total
+        self.kappa, self.curriculum = float(kappa), int(curriculum_steps)
+
+    def kappa_at(self, step: int) -> float:
+        if self.curriculum <= 0:
+            return self.kappa
+        return self.kappa * max(0.0, 1.0 - step / self.curriculum)
+
+    def weights_at(self, step: int) -> Tensor:
+        return torch.exp(self.kappa_at(step) * (self.cos - 1.0))
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total):
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 17)
+            idx = torch.multinomial(self.weights_at(step), self.batch, replacement=True, generator=g)
+            yield [(int(i), step) for i in idx]
 
 
 def _worker_init(worker_id: int) -> None:
@@ -373,16 +449,30 @@ def train_step(
     weights: LossWeights = LossWeights(),
     grad_clip: float = 0.0,
     scaler: Any = None,
+    aux: DenseHead | None = None,
 ) -> dict[str, Tensor]:
     """One optimizer step: GT joints from the body model, forward under autocast ``amp_dtype``, HMR2.0
     losses, backward (through ``scaler`` for fp16), gradient clipping at ``grad_clip`` (> 0), step.
     batch: a collated training batch on the model's device (``img`` (B,3,256,256), GT θ/β, ``joints2d``,
-    optional ``person_mask``). Returns the loss terms of :func:`compute_losses`."""
+    optional ``person_mask``, ``part_labels`` (B,256,256) with ``aux``). ``aux``: the training-only dense
+    part head on the backbone tokens (its cross-entropy is added with ``weights.dense_parts``; ``opt`` must
+    hold its parameters). Returns the loss terms of :func:`compute_losses` (+ ``dense_parts``)."""
     with torch.no_grad():
         gt = gt_body(model.smpl, batch)["joints44"].float()
     with torch.autocast(batch["img"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        pred = model(batch["img"], person_mask=batch.get("person_mask"))
+        if aux is None:
+            pred = model(batch["img"], person_mask=batch.get("person_mask"))
+        else:
+            with capture_tokens(model) as box:
+                pred = model(batch["img"], person_mask=batch.get("person_mask"))
+            logits = aux(box["tokens"])
     losses = compute_losses(pred, batch, gt, weights)
+    if aux is not None:
+        if "part_labels" not in batch:
+            raise KeyError("train_step: the dense part head needs 'part_labels' in the batch")
+        target = dense_targets(batch["part_labels"], aux.grid, aux.sub)
+        losses["dense_parts"] = dense_loss(logits, target)
+        losses["total"] = losses["total"] + weights.dense_parts * losses["dense_parts"]
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["total"]).backward()
@@ -390,7 +480,8 @@ def train_step(
     else:
         losses["total"].backward()
     if grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        nn.utils.clip_grad_norm_(params, grad_clip)
     if scaler is not None:
         scaler.step(opt)
         scaler.update()
@@ -410,9 +501,14 @@ def model_for(cfg: TrainConfig, smpl: nn.Module | None = None) -> nn.Module:
     return build_model(mcfg, smpl=smpl)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW over trainable parameters + LambdaLR (linear warm-up, then cosine to 0 or constant)."""
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, aux: nn.Module | None = None
+) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over the trainable parameters of ``model`` (then ``aux``, a training-only head) + LambdaLR
+    (linear warm-up, then cosine to 0 or constant)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if aux is not None:
+        params += [p for p in aux.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm, total, kind = cfg.warmup, cfg.steps, cfg.schedule
     if kind not in ("cosine", "constant"):
@@ -458,11 +554,13 @@ def save_train_state(
     history: list[dict],
     cfg: TrainConfig,
     wall_s: float = 0.0,
+    aux: nn.Module | None = None,
 ) -> None:
-    """Atomic resumable state: model, optimizer, scheduler, scaler, RNG states, step, history, config,
-    cumulative training wall time (s)."""
+    """Atomic resumable state: model, training-only head ``aux``, optimizer, scheduler, scaler, RNG
+    states, step, history, config, cumulative training wall time (s)."""
     state = {
         "model": model.state_dict(),
+        "aux": aux.state_dict() if aux is not None else None,
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
@@ -488,7 +586,16 @@ def write_history(out: Path, history: list[dict]) -> pd.DataFrame:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for col in ("total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm"):
+        cols = (
+            "total",
+            "keypoints_3d",
+            "keypoints_2d",
+            "global_orient",
+            "body_pose",
+            "rot6d_norm",
+            "dense_parts",
+        )
+        for col in cols:
             if col in df:
                 ax.plot(df["step"], df[col], label=col)
         ax.set_yscale("log")
@@ -561,7 +668,19 @@ def train(
     if model is None:
         model = model_for(cfg)
     model.to(device)
-    opt, sched = make_optimizer(model, cfg)
+    aux = None
+    if cfg.loss_weights.dense_parts > 0 or cfg.pretrain_steps > 0:
+        if cfg.loss_weights.dense_parts <= 0:
+            raise ValueError(
+                "pretrain_steps > 0 trains on the dense part loss: set loss weight dense_parts > 0"
+            )
+        if cache.parts is None:
+            raise ValueError(
+                f"loss weight dense_parts > 0 needs dense part labels, but the world {cfg.world!r} has none: "
+                "rebuild it with this version of data_prep (python -m data_prep.build_world --profile ...)"
+            )
+        aux = DenseHead(model.cfg.vit.embed_dim, model.cfg.vit.grid, cfg.dense_sub).to(device)
+    opt, sched = make_optimizer(model, cfg, aux)
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
 
     step, history, wall_prev = 0, [], 0.0
@@ -577,6 +696,8 @@ def train(
                 f"seed={st['config']['seed']}; got steps={cfg.steps}, seed={cfg.seed}"
             )
         model.load_state_dict(st["model"])
+        if aux is not None:
+            aux.load_state_dict(st["aux"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         if scaler is not None and st.get("scaler"):
@@ -586,9 +707,16 @@ def train(
 
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     ds = AugmentedCrops(cache, cfg.augment, cfg.seed)
+    if cfg.facing_kappa > 0:
+        sampler: Sampler = FacingBatchSampler(
+            facing_cos(cache.labels["global_orient"]), cfg.batch, cfg.seed, step, end, cfg.facing_kappa,
+            cfg.curriculum_steps,
+        )  # fmt: skip
+    else:
+        sampler = StepBatchSampler(len(ds), cfg.batch, cfg.seed, step, end)
     loader = DataLoader(
         ds,
-        batch_sampler=StepBatchSampler(len(ds), cfg.batch, cfg.seed, step, end),
+        batch_sampler=sampler,
         num_workers=cfg.num_workers,
         worker_init_fn=_worker_init,
         generator=torch.Generator().manual_seed(cfg.seed),
@@ -596,13 +724,19 @@ def train(
         persistent_workers=False,
     )
     model.train()
+    if aux is not None:
+        aux.train()
+    pretrain_weights = LossWeights(**{k: 0.0 for k in dataclasses.asdict(cfg.loss_weights)}) if aux else None
+    if pretrain_weights is not None:
+        pretrain_weights = dataclasses.replace(pretrain_weights, dense_parts=cfg.loss_weights.dense_parts)
     t0 = time.perf_counter()
     bar = tqdm(total=end, initial=step, desc=f"train {cfg.preset}", disable=not progress)
     for batch in loader:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        weights = pretrain_weights if step < cfg.pretrain_steps else cfg.loss_weights
         losses = train_step(
-            model, batch, opt, amp_dtype=amp_dtype, weights=cfg.loss_weights, grad_clip=cfg.grad_clip,
-            scaler=scaler,
+            model, batch, opt, amp_dtype=amp_dtype, weights=weights, grad_clip=cfg.grad_clip,
+            scaler=scaler, aux=aux,
         )  # fmt: skip
         sched.step()
         step += 1
@@ -629,6 +763,7 @@ def train(
                 history,
                 cfg,
                 wall_prev + time.perf_counter() - t0,
+                aux=aux,
             )
             write_history(out, history)
     bar.close()
@@ -677,6 +812,10 @@ _RECIPE_FLAGS = (
     ("grad_clip", "--grad-clip"),
     ("precision", "--precision"),
     ("subset", "--subset"),
+    ("dense_sub", "--dense-sub"),
+    ("pretrain_steps", "--pretrain-steps"),
+    ("facing_kappa", "--facing-kappa"),
+    ("curriculum_steps", "--curriculum-steps"),
 )
 
 
@@ -796,6 +935,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument(
         "--subset", type=int, default=d.subset, help="train on N seeded random crops (overfit probe; 0 = all)"
     )
+    p.add_argument(
+        "--dense-sub", type=int, default=d.dense_sub, help="dense part head: sub-cells per token side"
+    )
+    p.add_argument(
+        "--pretrain-steps", type=int, default=d.pretrain_steps,
+        help="train the first N steps on the dense part loss alone (needs dense_parts > 0 in --loss-weights)",
+    )  # fmt: skip
+    p.add_argument(
+        "--facing-kappa", type=float, default=d.facing_kappa,
+        help="draw crops with weight exp(kappa*(cos(facing angle)-1)) (0 = uniform, as stored)",
+    )  # fmt: skip
+    p.add_argument(
+        "--curriculum-steps", type=int, default=d.curriculum_steps,
+        help="decay --facing-kappa linearly to 0 over this many steps (0 = constant)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output folder (e.g. checkpoints/tiny)")
     p.add_argument("--resume", action="store_true", help=f"continue from <out>/{STATE_FILE}")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (for testing)")
@@ -837,6 +991,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         log_every=a.log_every,
         cache=not a.no_cache,
         subset=a.subset,
+        dense_sub=a.dense_sub,
+        pretrain_steps=a.pretrain_steps,
+        facing_kappa=a.facing_kappa,
+        curriculum_steps=a.curriculum_steps,
         augment=NO_AUGMENT if a.no_augment else AugmentConfig(),
         loss_weights=LossWeights(**lw),
     )

@@ -1,0 +1,243 @@
+"""Learnability harness: which training lever makes the from-scratch baseline learn, at one fixed budget.
+
+Every variant is the same short proxy run — ``steps`` optimizer steps of ``batch`` crops of the training
+world, the same seed, the same evaluation — changed in one lever only (a :class:`TrainConfig` override).
+Each run is scored on the clip-disjoint ``test`` split of the evaluation world (other people, motions and
+cameras) by MPJPE / PA-MPJPE (mm) and the global-orientation error (degrees; the baseline's failure is the
+facing direction), next to the mean pose of the evaluation world's ``train`` split. One row per variant is
+appended to ``results/diagnostics/learnability.csv`` (a rerun of the same variant, budget and seed replaces
+its row) and the figure ``learnability.png`` is redrawn::
+
+    python -m fasthmr_lib.eval.learnability --variants base dense dense_pretrain facing_curriculum
+
+Runs live in ``data/learnability/<variant>/`` (git-ignored) and resume with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_path, git_hash
+from ..models.train import LossWeights, TrainConfig, train
+from ..paths import data_dir, results_dir
+
+CSV_NAME = "learnability.csv"
+FIG_NAME = "learnability.png"
+
+# The proxy's common recipe: the shipped small's recipe (loss weights, lr, warm-up) in bf16 on the
+# wide training world (2,048 clips; its seeds are disjoint from the evaluation world's).
+BASE = TrainConfig(
+    preset="small",
+    world="train_wide",
+    steps=600,
+    batch=16,
+    lr=2e-4,
+    warmup=50,
+    precision="bf16",
+    save_every=100,
+    loss_weights=LossWeights(global_orient=0.02, body_pose=0.005),
+)
+
+# variant name -> (what it changes, TrainConfig overrides; "loss_weights" entries update BASE's weights)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "base": ("the shipped recipe (HMR2.0 losses, orientation/pose weights raised)", {}),
+    "dense": (
+        "+ dense part head: 49-way part (L/R) x front/back labels per 4x4-px sub-cell",
+        {"loss_weights": {"dense_parts": 0.5}},
+    ),
+    "dense_w2": ("+ dense part head, weight 2.0", {"loss_weights": {"dense_parts": 2.0}}),
+    "dense_pretrain": (
+        "+ dense part head; first third of the steps on the dense loss alone (backbone pretraining)",
+        {"loss_weights": {"dense_parts": 0.5}, "pretrain_steps": 200},
+    ),
+    "facing_curriculum": (
+        "facing curriculum: crops drawn ~ exp(2 (cos phi - 1)), annealed to uniform over the run",
+        {"facing_kappa": 2.0, "curriculum_steps": 600},
+    ),
+    "dense_facing": (
+        "+ dense part head + facing curriculum",
+        {"loss_weights": {"dense_parts": 0.5}, "facing_kappa": 2.0, "curriculum_steps": 600},
+    ),
+    "lr5e-4": ("learning rate 5e-4 (2.5x)", {"lr": 5e-4}),
+    "dense_lr5e-4": (
+        "+ dense part head, learning rate 5e-4",
+        {"loss_weights": {"dense_parts": 0.5}, "lr": 5e-4},
+    ),
+    "fp32": ("fp32 instead of bf16 autocast", {"precision": "fp32"}),
+}
+
+
+def variant_config(name: str, base: TrainConfig = BASE, **budget: Any) -> TrainConfig:
+    """``base`` with variant ``name``'s overrides, then ``budget`` fields (``steps``, ``batch``, ``seed``...).
+    A ``curriculum_steps`` or ``pretrain_steps`` of a variant scales with ``steps`` when it changes."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown learnability variant {name!r}; expected one of {sorted(VARIANTS)}")
+    over = dict(VARIANTS[name][1])
+    lw = dataclasses.replace(base.loss_weights, **over.pop("loss_weights", {}))
+    cfg = dataclasses.replace(base, loss_weights=lw, **over)
+    steps = int(budget.get("steps", cfg.steps))
+    scale = steps / base.steps
+    for key in ("curriculum_steps", "pretrain_steps"):
+        if getattr(cfg, key):
+            cfg = dataclasses.replace(cfg, **{key: int(round(getattr(cfg, key) * scale))})
+    return dataclasses.replace(cfg, **budget)
+
+
+def _tail_mean(history: pd.DataFrame, col: str, frac: float = 0.2) -> float:
+    if col not in history or not len(history):
+        return float("nan")
+    n = max(1, int(round(len(history) * frac)))
+    return float(history[col].iloc[-n:].mean())
+
+
+def score(model: Any, eval_world: str, *, device: str = "cpu", progress: bool = True) -> dict[str, float]:
+    """Test-split metrics of ``model`` and of the mean pose (mm, degrees) on ``eval_world``."""
+    from ..data.datasets import CropDataset, world_root
+    from .evaluate import MeanPoseModel, evaluate
+
+    root = world_root(eval_world)
+    ds = CropDataset(root, "test")
+    out: dict[str, float] = {}
+    mean_pose = MeanPoseModel.from_clips(model.smpl, root, "train")
+    for prefix, m in (("", model), ("mean_pose_", mean_pose)):
+        df = evaluate(m, ds, batch_size=32, device=device, progress=progress)
+        o = df["orient_deg"].to_numpy(float)
+        out |= {
+            f"{prefix}mpjpe_mm": float(df["mpjpe"].mean()),
+            f"{prefix}pa_mpjpe_mm": float(df["pa_mpjpe"].mean()),
+            f"{prefix}orient_median_deg": float(np.median(o)),
+            f"{prefix}orient_over90_pct": float(100 * (o > 90).mean()),
+        }
+    out["mpjpe_ratio"] = out["mpjpe_mm"] / out["mean_pose_mpjpe_mm"]
+    out["pa_mpjpe_ratio"] = out["pa_mpjpe_mm"] / out["mean_pose_pa_mpjpe_mm"]
+    out["test_frames"] = len(ds)
+    return out
+
+
+def run_variant(
+    name: str,
+    *,
+    eval_world: str = "default",
+    runs_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    **budget: Any,
+) -> dict[str, Any]:
+    """Train variant ``name`` at ``budget`` (TrainConfig fields) and score it; returns its table row."""
+    cfg = variant_config(name, **budget)
+    out = Path(runs_dir) if runs_dir is not None else data_dir() / "learnability"
+    out = out / f"{name}_s{cfg.steps}_b{cfg.batch}_seed{cfg.seed}"
+    t0 = time.perf_counter()
+    res = train(cfg, out, resume=resume, progress=progress, final_save=False)
+    train_s = res.wall_s
+    metrics = score(res.model, eval_world, device=cfg.device, progress=progress)
+    h = res.history
+    return {
+        "variant": name,
+        "lever": VARIANTS[name][0],
+        "steps": cfg.steps,
+        "batch": cfg.batch,
+        "seed": cfg.seed,
+        "train_world": cfg.world,
+        "eval_world": eval_world,
+        **metrics,
+        "final_orient_loss": _tail_mean(h, "global_orient"),
+        "final_kp3d_loss": _tail_mean(h, "keypoints_3d"),
+        "final_dense_loss": _tail_mean(h, "dense_parts"),
+        "train_s": round(train_s, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "git": git_hash(),
+        "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+    }
+
+
+def append_row(row: dict[str, Any], csv_path: str | Path) -> pd.DataFrame:
+    """Add ``row`` to the CSV (replacing a row of the same variant, steps, batch and seed); atomic."""
+    path = Path(csv_path)
+    df = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if len(df):
+        same = (
+            (df["variant"] == row["variant"])
+            & (df["steps"] == row["steps"])
+            & (df["batch"] == row["batch"])
+            & (df["seed"] == row["seed"])
+        )
+        df = df[~same]
+    df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.4g")
+    return df
+
+
+def plot(df: pd.DataFrame, path: str | Path | None = None) -> Any:
+    """Bars per variant (one budget each): test MPJPE (mm) and median orientation error (degrees), with
+    the mean pose as a dashed line; the done-when targets (0.5 x mean pose MPJPE, 30°) dotted."""
+    import matplotlib.pyplot as plt
+
+    d = df.sort_values(["steps", "mpjpe_mm"])
+    labels = [f"{v}\n({s} st)" for v, s in zip(d["variant"], d["steps"], strict=True)]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(d) + 2), sharey=True)
+    panels = (
+        ("mpjpe_mm", "test MPJPE (mm)", 0.5),
+        ("pa_mpjpe_mm", "test PA-MPJPE (mm)", 0.75),
+        ("orient_median_deg", "median orientation error (deg)", None),
+    )
+    for ax, (col, title, target) in zip(axes, panels, strict=True):
+        y = np.arange(len(d))
+        ax.barh(y, d[col], color="tab:blue")
+        ref = float(d[f"mean_pose_{col}"].median())
+        ax.axvline(ref, color="k", ls="--", lw=1, label="mean pose")
+        ax.axvline(
+            30.0 if target is None else target * ref, color="tab:green", ls=":", lw=1.5, label="target"
+        )
+        ax.set_title(title)
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Learnability proxy: one lever per row, same budget and seed, clip-disjoint test split")
+    fig.tight_layout()
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(
+        prog="python -m fasthmr_lib.eval.learnability", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--variants", nargs="+", default=["base", "dense"], help=f"of {sorted(VARIANTS)}")
+    ap.add_argument("--steps", type=int, default=BASE.steps)
+    ap.add_argument("--batch", type=int, default=BASE.batch)
+    ap.add_argument("--seed", type=int, default=BASE.seed)
+    ap.add_argument("--world", default=BASE.world, help="training world profile")
+    ap.add_argument("--eval-world", default="default")
+    ap.add_argument("--device", default=BASE.device)
+    ap.add_argument("--out", type=Path, default=results_dir() / "diagnostics")
+    ap.add_argument("--resume", action="store_true", help="continue interrupted runs")
+    a = ap.parse_args(argv)
+    unknown = [v for v in a.variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; expected names from {sorted(VARIANTS)}")
+    df = pd.DataFrame()
+    for v in a.variants:
+        row = run_variant(
+            v, eval_world=a.eval_world, resume=a.resume, steps=a.steps, batch=a.batch, seed=a.seed,
+            world=a.world, device=a.device,
+        )  # fmt: skip
+        df = append_row(row, a.out / CSV_NAME)
+        plot(df, a.out / FIG_NAME)
+        cols = ["variant", "steps", "mpjpe_mm", "pa_mpjpe_mm", "orient_median_deg", "mpjpe_ratio", "train_s"]
+        print(df[cols].to_string(index=False))
+    return df
+
+
+if __name__ == "__main__":
+    main()

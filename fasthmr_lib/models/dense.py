@@ -1,0 +1,115 @@
+"""Dense auxiliary supervision for training a backbone from scratch: per-token body-part classification.
+
+The renderer knows the mesh face behind every pixel, so each crop comes with a ``part_labels`` map
+(0 = not the subject, ``1 + part + 24 * back``; ``data_prep.render.face_part_labels``): which SMPL part,
+left and right distinct, and whether the pixel shows the front or the back of the body. During training
+only, :class:`DenseHead` reads the backbone's output tokens (B, N, C) and predicts, for each token, the
+labels of its ``sub x sub`` sub-cells (ViTPose-style sub-token resolution with a linear decoder); the
+loss is the cross-entropy to the labels sampled at the sub-cell centres (:func:`dense_targets`).
+Per-pixel part targets train networks on synthetic humans from scratch (SURREAL, Varol et al. CVPR 2017);
+PARE (Kocabas et al. ICCV 2021) uses part segmentation as an auxiliary task inside an HMR regressor.
+
+The head is never part of :class:`~fasthmr_lib.models.hmr.HMR`: inference, parameter names and the
+checkpoint format are HMR2.0's, and the training loop keeps the head in its own state (``train_state``).
+It reads the tokens through a forward hook on ``backbone.last_norm`` (:func:`capture_tokens`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.augment import NUM_PART_LABELS  # 0 = not the subject, 1..24 front of part 0..23, 25..48 back
+
+
+class DenseHead(nn.Module):
+    """Linear decoder from tokens (B, N, C) on a (rows, cols) grid to logits (B, K, rows*sub, cols*sub).
+
+    One ``Linear(C, sub*sub*K)`` per token (no spatial mixing: every token must know its own pixels)."""
+
+    def __init__(
+        self, dim: int, grid: tuple[int, int], sub: int = 4, num_classes: int = NUM_PART_LABELS
+    ) -> None:
+        super().__init__()
+        if sub < 1 or 16 % sub:
+            raise ValueError(f"DenseHead: sub must divide the 16-px patch (1, 2, 4, 8, 16), got {sub}")
+        self.grid, self.sub, self.num_classes = tuple(grid), int(sub), int(num_classes)
+        self.proj = nn.Linear(dim, sub * sub * num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, rows*cols, C) -> logits (B, K, rows*sub, cols*sub) float."""
+        B, N, _ = tokens.shape
+        r, c = self.grid
+        if N != r * c:
+            raise ValueError(f"DenseHead: expected {r * c} tokens (grid {r}x{c}, no merging), got {N}")
+        s, K = self.sub, self.num_classes
+        x = self.proj(tokens).float().view(B, r, c, s, s, K)
+        return x.permute(0, 5, 1, 3, 2, 4).reshape(B, K, r * s, c * s)
+
+
+def dense_targets(
+    part_labels: Tensor,
+    grid: tuple[int, int] = (16, 12),
+    sub: int = 4,
+    *,
+    patch: int = 16,
+    pad: int = 2,
+    trim: int = 32,
+) -> Tensor:
+    """Labels at the sub-cell centres of the backbone's token grid.
+
+    part_labels (B, S, S) integer map of the whole crop; the backbone sees columns ``trim:S-trim`` and
+    token (i, j) covers rows ``patch*i - pad ..`` (HMR2.0's padded patch embedding), so sub-cell k of
+    token i is centred on row ``patch*i - pad + (k + 1/2) * patch/sub`` (rounded up; clipped to the
+    image). Returns (B, rows*sub, cols*sub) int64."""
+    if part_labels.ndim != 3:
+        raise ValueError(f"dense_targets: expected (B, S, S) labels, got {tuple(part_labels.shape)}")
+    step = patch // sub
+    lab = part_labels[:, :, trim : part_labels.shape[2] - trim]
+    rows = torch.arange(grid[0] * sub, device=lab.device) * step - pad + step // 2
+    cols = torch.arange(grid[1] * sub, device=lab.device) * step - pad + step // 2
+    rows = rows.clamp(0, lab.shape[1] - 1)
+    cols = cols.clamp(0, lab.shape[2] - 1)
+    return lab[:, rows][:, :, cols].long()
+
+
+def dense_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy per sub-cell, summed over the grid's cells / number of cells (a batch mean).
+    logits (B, K, h, w), targets (B, h, w) int64 -> scalar."""
+    return F.cross_entropy(logits, targets)
+
+
+@contextmanager
+def capture_tokens(model: nn.Module) -> Iterator[dict[str, Tensor]]:
+    """Inside the block, ``box["tokens"]`` holds the output of ``model.backbone.last_norm`` (B, N, C) of
+    the last forward pass (a forward hook; gradients flow through it). The hook is removed on exit."""
+    box: dict[str, Tensor] = {}
+
+    def hook(_m: nn.Module, _inp: tuple, out: Tensor) -> None:
+        box["tokens"] = out
+
+    h = model.backbone.last_norm.register_forward_hook(hook)
+    try:
+        yield box
+    finally:
+        h.remove()
+
+
+def part_accuracy(logits: Tensor, targets: Tensor) -> dict[str, float]:
+    """Sub-cell accuracies: ``fg`` over cells that show the subject; ``part_lr`` the part (ignoring
+    front/back); ``front_back`` whether the front/back bit is right (on cells predicted and labelled as
+    subject). logits (B, K, h, w), targets (B, h, w)."""
+    pred = logits.argmax(1)
+    fg = targets > 0
+    n = max(int(fg.sum()), 1)
+    both = fg & (pred > 0)
+    return {
+        "fg": float((pred[fg] == targets[fg]).sum()) / n,
+        "part_lr": float((((pred - 1) % 24) == ((targets - 1) % 24))[fg].sum()) / n,
+        "front_back": float((((pred - 1) // 24) == ((targets - 1) // 24))[both].sum())
+        / max(int(both.sum()), 1),
+    }

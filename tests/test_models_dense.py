@@ -1,0 +1,70 @@
+"""Dense part head (training only): target sampling on the token grid, the logits' layout, and that the
+token hook never changes what the HMR model outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fasthmr_lib.models.dense import DenseHead, capture_tokens, dense_loss, dense_targets, part_accuracy
+
+
+def test_targets_are_sampled_at_the_sub_cell_centres_of_the_padded_patch_grid():
+    # label = f(row) or g(col) of the 256 x 256 crop; the backbone sees columns 32..223
+    rows = torch.arange(256)[None, :, None].expand(1, 256, 256)
+    cols = torch.arange(256)[None, None, :].expand(1, 256, 256)
+    t_rows = dense_targets(rows.to(torch.uint8), (16, 12), sub=4)
+    t_cols = dense_targets(cols.to(torch.uint8), (16, 12), sub=4)
+    assert t_rows.shape == (1, 64, 48) and t_rows.dtype == torch.int64
+    # token i covers rows 16 i - 2 .. 16 i + 13 (padding 2); its 4-px sub-cell k is centred at 16 i + 4 k
+    assert t_rows[0, :, 0].tolist() == [16 * i + 4 * k for i in range(16) for k in range(4)]
+    assert t_cols[0, 0, :].tolist() == [32 + 16 * j + 4 * k for j in range(12) for k in range(4)]
+    # one label per token (sub=1): the token's centre pixel 16 i + 6, clipped at the image edge
+    t1 = dense_targets(rows.to(torch.uint8), (16, 12), sub=1)
+    assert t1[0, :, 0].tolist() == [16 * i + 6 for i in range(16)]
+    with pytest.raises(ValueError, match="expected"):
+        dense_targets(torch.zeros(256, 256, dtype=torch.uint8))
+
+
+def test_head_logits_are_laid_out_on_the_image_grid():
+    torch.manual_seed(0)
+    head = DenseHead(dim=8, grid=(3, 2), sub=2, num_classes=5)
+    tok = torch.randn(2, 6, 8)
+    out = head(tok)
+    assert out.shape == (2, 5, 6, 4)
+    per_token = head.proj(tok).view(2, 6, 2, 2, 5)  # (B, token, sub-row, sub-col, class)
+    for i in range(3):
+        for j in range(2):
+            for a in range(2):
+                for b in range(2):
+                    torch.testing.assert_close(out[:, :, 2 * i + a, 2 * j + b], per_token[:, 2 * i + j, a, b])
+    with pytest.raises(ValueError, match="expected 6 tokens"):
+        head(torch.randn(1, 5, 8))
+    with pytest.raises(ValueError, match="sub must divide"):
+        DenseHead(8, (3, 2), sub=3)
+
+
+def test_loss_and_accuracy_of_perfect_and_wrong_predictions():
+    target = torch.tensor([[[0, 5, 29], [17, 0, 41]]])  # front part 4, back part 4, front 16, back 16
+    perfect = torch.nn.functional.one_hot(target, 49).permute(0, 3, 1, 2).float() * 50
+    assert float(dense_loss(perfect, target)) < 1e-6
+    acc = part_accuracy(perfect, target)
+    assert acc == {"fg": 1.0, "part_lr": 1.0, "front_back": 1.0}
+    # the same parts with front and back exchanged: parts right, sides all wrong
+    swapped = torch.where(target > 0, (target - 1 + 24) % 48 + 1, target)
+    acc = part_accuracy(torch.nn.functional.one_hot(swapped, 49).permute(0, 3, 1, 2).float(), target)
+    assert acc == {"fg": 0.0, "part_lr": 1.0, "front_back": 0.0}
+
+
+def test_token_hook_leaves_every_output_bit_exact(tiny_model):
+    img = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = tiny_model(img)
+        with capture_tokens(tiny_model) as box:
+            hooked = tiny_model(img)
+        after = tiny_model(img)
+    assert box["tokens"].shape == (2, 192, tiny_model.cfg.vit.embed_dim)
+    for k, v in plain.items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(v, hooked[k]) and torch.equal(v, after[k]), k
+    assert not tiny_model.backbone.last_norm._forward_hooks  # removed on exit
