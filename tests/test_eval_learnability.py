@@ -18,8 +18,8 @@ def test_variants_change_one_lever_and_scale_with_the_budget():
     assert dense.loss_weights.dense_parts > 0
     assert dataclasses.replace(dense, loss_weights=L.BASE.loss_weights) == L.BASE  # nothing else moved
     assert dense.loss_weights.global_orient == L.BASE.loss_weights.global_orient
-    pre = L.variant_config("dense_pretrain", steps=300)
-    assert pre.steps == 300 and pre.pretrain_steps == 100  # a third of the run at any budget
+    pre = L.variant_config("dense_pretrain", steps=900)
+    assert pre.steps == 900 and pre.pretrain_steps == 300  # a third of the run at any budget
     cur = L.variant_config("facing_curriculum", steps=1200, batch=8)
     assert cur.curriculum_steps == 1200 and cur.batch == 8 and cur.facing_kappa > 0
     with pytest.raises(KeyError, match="unknown learnability variant"):
@@ -53,5 +53,6 @@ def test_a_proxy_run_on_the_tiny_world_scores_against_the_mean_pose(tmp_path, em
     assert row["variant"] == "dense" and row["steps"] == 3 and row["test_frames"] > 0
     for k in ("mpjpe_mm", "pa_mpjpe_mm", "orient_median_deg", "mean_pose_mpjpe_mm", "final_dense_loss"):
         assert row[k] > 0, k
+    assert 0 <= row["probe_backbone_deg"] <= 180 and 0 <= row["probe_head_deg"] <= 180
     assert row["mpjpe_ratio"] == pytest.approx(row["mpjpe_mm"] / row["mean_pose_mpjpe_mm"])
     assert (tmp_path / "dense_s3_b2_seed0" / "train_state.pt").exists()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fasthmr_lib.body.orientation import facing_angle_deg, facing_cos
 from fasthmr_lib.config import get_preset
 from fasthmr_lib.data.augment import hwc255_to_normalized
 from fasthmr_lib.models.train import (
@@ -23,7 +24,6 @@ from fasthmr_lib.models.train import (
     TrainConfig,
     build_crop_cache,
     compute_losses,
-    facing_cos,
     gt_body,
     parse_args,
     recipe_of,
@@ -356,6 +356,8 @@ def test_facing_cos_and_the_facing_sampler():
     turn = {a: roma.rotvec_to_rotmat(torch.tensor([[0.0, a, 0.0]])) for a in (np.pi, np.pi / 2)}
     go = roma.rotmat_to_rotvec(torch.cat([front, front @ turn[np.pi], front @ turn[np.pi / 2]]))
     torch.testing.assert_close(facing_cos(go), torch.tensor([1.0, -1.0, 0.0]), atol=1e-5, rtol=0)
+    angle = facing_angle_deg(go).abs()
+    torch.testing.assert_close(angle, torch.tensor([0.0, 180.0, 90.0]), atol=1e-3, rtol=0)
     cos = torch.linspace(-1, 1, 101)
     full = list(FacingBatchSampler(cos, 8, seed=2, start=0, total=40, kappa=4.0, curriculum_steps=0))
     tail = list(FacingBatchSampler(cos, 8, seed=2, start=30, total=40, kappa=4.0, curriculum_steps=0))

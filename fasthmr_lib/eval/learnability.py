@@ -31,17 +31,17 @@ from ..paths import data_dir, results_dir
 CSV_NAME = "learnability.csv"
 FIG_NAME = "learnability.png"
 
-# The proxy's common recipe: the shipped small's recipe (loss weights, lr, warm-up) in bf16 on the
-# wide training world (2,048 clips; its seeds are disjoint from the evaluation world's).
+# The proxy's common recipe: the shipped small's recipe (loss weights, lr, warm-up; fp32: bf16 autocast
+# is emulated, ~10x slower, on CPUs without AVX512-BF16/AMX such as this AVX2 machine) on the wide
+# training world (2,048 clips; its seeds are disjoint from the evaluation world's).
 BASE = TrainConfig(
     preset="small",
     world="train_wide",
-    steps=600,
+    steps=300,
     batch=16,
     lr=2e-4,
-    warmup=50,
-    precision="bf16",
-    save_every=100,
+    warmup=30,
+    save_every=50,
     loss_weights=LossWeights(global_orient=0.02, body_pose=0.005),
 )
 
@@ -55,22 +55,22 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dense_w2": ("+ dense part head, weight 2.0", {"loss_weights": {"dense_parts": 2.0}}),
     "dense_pretrain": (
         "+ dense part head; first third of the steps on the dense loss alone (backbone pretraining)",
-        {"loss_weights": {"dense_parts": 0.5}, "pretrain_steps": 200},
+        {"loss_weights": {"dense_parts": 0.5}, "pretrain_steps": 100},
     ),
     "facing_curriculum": (
         "facing curriculum: crops drawn ~ exp(2 (cos phi - 1)), annealed to uniform over the run",
-        {"facing_kappa": 2.0, "curriculum_steps": 600},
+        {"facing_kappa": 2.0, "curriculum_steps": 300},
     ),
     "dense_facing": (
         "+ dense part head + facing curriculum",
-        {"loss_weights": {"dense_parts": 0.5}, "facing_kappa": 2.0, "curriculum_steps": 600},
+        {"loss_weights": {"dense_parts": 0.5}, "facing_kappa": 2.0, "curriculum_steps": 300},
     ),
     "lr5e-4": ("learning rate 5e-4 (2.5x)", {"lr": 5e-4}),
     "dense_lr5e-4": (
         "+ dense part head, learning rate 5e-4",
         {"loss_weights": {"dense_parts": 0.5}, "lr": 5e-4},
     ),
-    "fp32": ("fp32 instead of bf16 autocast", {"precision": "fp32"}),
+    "bf16": ("bf16 autocast instead of fp32 (fast only with bf16 matrix units)", {"precision": "bf16"}),
 }
 
 
@@ -97,9 +97,15 @@ def _tail_mean(history: pd.DataFrame, col: str, frac: float = 0.2) -> float:
     return float(history[col].iloc[-n:].mean())
 
 
-def score(model: Any, eval_world: str, *, device: str = "cpu", progress: bool = True) -> dict[str, float]:
-    """Test-split metrics of ``model`` and of the mean pose (mm, degrees) on ``eval_world``."""
+def score(
+    model: Any, eval_world: str, *, device: str = "cpu", progress: bool = True, probe_frames: int = 1024
+) -> dict[str, float]:
+    """Test-split metrics of ``model`` and of the mean pose (mm, degrees) on ``eval_world``, and the
+    facing-direction probes (:mod:`.probe`: ridge from the head token / mean backbone token, fitted on
+    ``probe_frames`` crops of the ``train`` split; median yaw error on the test split, degrees; 0 = skip):
+    an early sign of whether the features carry the facing direction before the output does."""
     from ..data.datasets import CropDataset, world_root
+    from . import probe
     from .evaluate import MeanPoseModel, evaluate
 
     root = world_root(eval_world)
@@ -115,6 +121,12 @@ def score(model: Any, eval_world: str, *, device: str = "cpu", progress: bool = 
             f"{prefix}orient_median_deg": float(np.median(o)),
             f"{prefix}orient_over90_pct": float(100 * (o > 90).mean()),
         }
+    if probe_frames:
+        fit = probe.collect_features(model, CropDataset(root, "train"), probe_frames, device=device)
+        held = probe.collect_features(model, ds, 0, device=device)
+        p = probe.facing_probe(fit, held).set_index("predictor")["median_deg"]
+        out["probe_head_deg"] = float(p["probe: head token"])
+        out["probe_backbone_deg"] = float(p["probe: mean backbone token"])
     out["mpjpe_ratio"] = out["mpjpe_mm"] / out["mean_pose_mpjpe_mm"]
     out["pa_mpjpe_ratio"] = out["pa_mpjpe_mm"] / out["mean_pose_pa_mpjpe_mm"]
     out["test_frames"] = len(ds)

@@ -20,11 +20,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from ..body.orientation import yaw_of
 
-def yaw_of(rotmat: Tensor) -> Tensor:
-    """(..., 3, 3) global rotation (body -> camera) -> (...,) yaw in radians, (-pi, pi]."""
-    fwd = rotmat[..., :, 2]
-    return torch.atan2(fwd[..., 0], fwd[..., 2])
+__all__ = ["angle_diff_deg", "collect_features", "facing_probe", "ridge_yaw", "yaw_of"]
 
 
 def angle_diff_deg(a: Tensor, b: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from ..body.orientation import facing_cos
 from ..config import get_preset
 from ..data.augment import (
     AugmentConfig,
@@ -311,14 +312,6 @@ class StepBatchSampler(Sampler):
                 e = p // self.n
                 out.append((int(self._perm(e)[p % self.n]), e))
             yield out
-
-
-def facing_cos(global_orient: Tensor) -> Tensor:
-    """cos of the angle between the body's forward axis and the direction towards the camera, in the
-    ground plane of the camera frame: 1 = facing the camera, -1 = seen from behind, 0 = side-on.
-    global_orient (N, 3) camera-frame axis-angle (SMPL bodies face +z; OpenCV camera z points away)."""
-    fwd = roma.rotvec_to_rotmat(global_orient.float())[..., :, 2]
-    return -fwd[:, 2] / fwd[:, [0, 2]].norm(dim=1).clamp_min(1e-6)
 
 
 class FacingBatchSampler(Sampler):
