@@ -40,6 +40,9 @@ class WorkbookError(RuntimeError):
     """A notebook failed or the profile / notebook set is invalid (message says which)."""
 
 
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # figures embedded in executed notebooks
+
+
 def list_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
     """``NN_*.ipynb`` files of ``notebooks_dir`` in order; ``only`` = list of ``NN`` prefixes."""
     nbs = sorted(p for p in Path(notebooks_dir).glob("*.ipynb") if _NB_RE.match(p.name))
@@ -143,15 +146,19 @@ def run_workbook(
     man_path = out / "manifest.json"
     t_all = time.perf_counter()
     bar = tqdm(plan, desc=f"workbook [{profile}]", unit="notebook", disable=not progress)
-    old_env = os.environ.get("FASTHMR_RESULTS")
-    os.environ["FASTHMR_RESULTS"] = str(results_dir)  # inherited by the notebook kernels
+    # inherited by the notebook kernels: where results go, and matplotlib's inline backend so that the
+    # executed notebooks hold their figures (a shell's MPLBACKEND=Agg would leave them without any)
+    kernel_env = {"FASTHMR_RESULTS": str(results_dir), "MPLBACKEND": INLINE_BACKEND}
+    old_env = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
     try:
         _run_plan(plan, bar, out, man, man_path, t_all, nb_dir, kernel_name, execution_timeout)
     finally:
-        if old_env is None:
-            os.environ.pop("FASTHMR_RESULTS", None)
-        else:
-            os.environ["FASTHMR_RESULTS"] = old_env
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     man.update(status="ok", wall_s=time.perf_counter() - t_all)
     fio.write_json(man_path, man)
     return man

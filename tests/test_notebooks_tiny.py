@@ -23,3 +23,10 @@ def test_every_notebook_runs_on_tiny_profile(tmp_path):
     # a non-default profile writes its tables under the run folder, never into the workbook's results/
     assert man["results_dir"] == str((tmp_path / "tiny" / "results").resolve())
     assert list((tmp_path / "tiny" / "results" / "tables").glob("*.csv")), "the tiny run wrote no tables"
+    # the executed notebooks hold their figures (inline backend), also when the shell says MPLBACKEND=Agg
+    import json
+
+    for name, at_least in (("00_setup_and_data.ipynb", 4), ("01_baseline_hmr.ipynb", 3)):
+        cells = json.loads((tmp_path / "tiny" / name).read_text())["cells"]
+        pngs = sum("image/png" in o.get("data", {}) for c in cells for o in c.get("outputs", []))
+        assert pngs >= at_least, f"{name}: {pngs} figures in the executed notebook, expected >= {at_least}"

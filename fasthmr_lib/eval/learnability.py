@@ -245,7 +245,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             world=a.world, device=a.device,
         )  # fmt: skip
         df = append_row(row, a.out / CSV_NAME)
-        plot(df, a.out / FIG_NAME)
+        import matplotlib.pyplot as plt
+
+        plt.close(plot(df, a.out / FIG_NAME))
         cols = ["variant", "steps", "mpjpe_mm", "pa_mpjpe_mm", "orient_median_deg", "mpjpe_ratio", "train_s"]
         print(df[cols].to_string(index=False))
     return df

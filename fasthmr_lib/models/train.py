@@ -54,7 +54,9 @@ from .dense import DenseHead, capture_tokens, dense_loss, dense_targets
 
 PELVIS_INDEX = 39
 STATE_FILE = "train_state.pt"
-DRAWN_EXTRA = ("body_pose", "rot6d_norm", "dense_parts")  # loss-curve terms beside the main four
+LOSS_CURVE_TERMS = (
+    "total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm", "dense_parts",
+)  # fmt: skip
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
 LABEL_KEYS = ("global_orient", "body_pose", "betas", "transl", "joints2d", "occlusion")
@@ -573,22 +575,11 @@ def write_history(out: Path, history: list[dict]) -> pd.DataFrame:
     with atomic_path(out / HISTORY_FILE) as tmp:
         df.to_csv(tmp, index=False)
     if len(df):
-        import matplotlib
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's) is untouched
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        cols = (
-            "total",
-            "keypoints_3d",
-            "keypoints_2d",
-            "global_orient",
-            "body_pose",
-            "rot6d_norm",
-            "dense_parts",
-        )
-        for col in cols:
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.subplots()
+        for col in LOSS_CURVE_TERMS:
             if col in df:
                 ax.plot(df["step"], df[col], label=col)
         ax.set_yscale("log")
@@ -598,7 +589,6 @@ def write_history(out: Path, history: list[dict]) -> pd.DataFrame:
         fig.tight_layout()
         with atomic_path(out / CURVE_FILE) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
     return df
 
 
