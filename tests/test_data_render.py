@@ -109,12 +109,10 @@ def _camera_mesh(body, c, t):
     return out["vertices"][0].double().numpy(), out["joints44"][0].double().numpy()
 
 
-def _raster(body, V, K, H, W):
-    """Reference silhouette: pixels whose centre lies inside a projected front-of-camera triangle
-    (edge-function test per triangle over its bounding box)."""
-    uv = project(K.astype(np.float64), V)[np.asarray(body.faces)]  # (F,3,2)
-    out = np.zeros((H, W), bool)
-    for p in uv:
+def _triangles(uv, H, W):
+    """For each projected triangle (F,3,2): its index, the pixel box (y0, y1, x0, x1) and the pixels of that
+    box whose centre lies inside it (edge-function test), clipped to the image."""
+    for f, p in enumerate(uv):
         x0, y0 = np.floor(p.min(0)).astype(int)
         x1, y1 = np.ceil(p.max(0)).astype(int)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W - 1), min(y1, H - 1)
@@ -124,7 +122,15 @@ def _raster(body, V, K, H, W):
         e = [(p[(i + 1) % 3, 0] - p[i, 0]) * (yy - p[i, 1]) - (p[(i + 1) % 3, 1] - p[i, 1]) * (xx - p[i, 0])
              for i in range(3)]  # fmt: skip
         inside = ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | ((e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0))
-        out[y0 : y1 + 1, x0 : x1 + 1] |= inside
+        yield f, (slice(y0, y1 + 1), slice(x0, x1 + 1)), inside
+
+
+def _raster(body, V, K, H, W):
+    """Reference silhouette: pixels whose centre lies inside a projected front-of-camera triangle."""
+    uv = project(K.astype(np.float64), V)[np.asarray(body.faces)]  # (F,3,2)
+    out = np.zeros((H, W), bool)
+    for _, box, inside in _triangles(uv, H, W):
+        out[box] |= inside
     return out
 
 
@@ -215,20 +221,10 @@ def _label_cover(body, V, K, H, W) -> np.ndarray:
     tri = V[faces]
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     facing = (n * tri.mean(1)).sum(1) < 0  # normal towards the camera at the origin
-    uv = project(K.astype(np.float64), V)[faces]
+    uv, lab = project(K.astype(np.float64), V)[faces][facing], lab[facing]
     out = np.zeros((49, H, W), bool)
-    for p, lb in zip(uv[facing], lab[facing], strict=True):
-        x0, y0 = np.floor(p.min(0)).astype(int)
-        x1, y1 = np.ceil(p.max(0)).astype(int)
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W - 1), min(y1, H - 1)
-        if x1 < x0 or y1 < y0:
-            continue
-        yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(np.float64)
-        e = [(p[(i + 1) % 3, 0] - p[i, 0]) * (yy - p[i, 1]) - (p[(i + 1) % 3, 1] - p[i, 1]) * (xx - p[i, 0])
-             for i in range(3)]  # fmt: skip
-        out[lb, y0 : y1 + 1, x0 : x1 + 1] |= ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | (
-            (e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0)
-        )
+    for f, box, inside in _triangles(uv, H, W):
+        out[(lab[f], *box)] |= inside
     return out
 
 
