@@ -422,3 +422,23 @@ def test_dense_loss_needs_part_labels(fake_body, tmp_path):
             dataset=build_crop_cache(FakeCrops(fake_body, n=4, parts=True), progress=False),
             progress=False,
         )
+
+
+def test_init_from_a_shipped_checkpoint_starts_from_its_weights(fake_body, tmp_path):
+    ds = FakeCrops(fake_body, n=6)
+    cfg0 = TrainConfig(preset="tiny", steps=2, batch=2, log_every=1)
+    first = train(cfg0, tmp_path / "a", model=_model(fake_body), dataset=ds, progress=False, data_version="x")
+    from fasthmr_lib.models.train import model_for, warm_start
+
+    torch.manual_seed(123)  # another initialisation than the trained model's
+    fresh = model_for(TrainConfig(preset="tiny"), smpl=fake_body)
+    warm = warm_start(model_for(TrainConfig(preset="tiny"), smpl=fake_body), tmp_path / "a")
+    w = "backbone.blocks.0.attn.qkv.weight"
+    ref = first.model.state_dict()[w]
+    torch.testing.assert_close(warm.state_dict()[w], ref, atol=1e-3, rtol=1e-3)  # fp16 round trip
+    assert not torch.allclose(fresh.state_dict()[w], ref, atol=1e-3)
+    with pytest.raises(ValueError, match="differs from the recipe"):
+        warm_start(model_for(TrainConfig(preset="tiny", stem="conv"), smpl=fake_body), tmp_path / "a")
+    cfg = TrainConfig(preset="tiny", steps=1, batch=2, init_from=str(tmp_path / "a"))
+    cmd = training_command(cfg, tmp_path / "b")
+    assert f"--init-from {tmp_path / 'a'}" in cmd and parse_args(shlex.split(cmd)[3:])[0] == cfg

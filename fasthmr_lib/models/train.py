@@ -115,6 +115,9 @@ class TrainConfig:
     # camera (von Mises); kappa decays linearly to 0 (uniform) over curriculum_steps (0 = held constant)
     facing_kappa: float = 0.0
     curriculum_steps: int = 0
+    # warm start: a shipped checkpoint folder (checkpoints.save_checkpoint) whose weights initialise the
+    # model (a later stage with a fresh schedule; the dense head, if any, starts anew); "" = random init
+    init_from: str = ""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
@@ -496,6 +499,20 @@ def model_for(cfg: TrainConfig, smpl: nn.Module | None = None) -> nn.Module:
     return build_model(mcfg, smpl=smpl)
 
 
+def warm_start(model: nn.Module, checkpoint_dir: str | Path) -> nn.Module:
+    """``model`` with the weights of the shipped checkpoint in ``checkpoint_dir`` (same architecture; a
+    mismatch raises naming both configurations). The body model stays ``model``'s."""
+    from .checkpoints import load_checkpoint
+
+    src = load_checkpoint(checkpoint_dir, smpl=model.smpl)
+    if src.cfg != model.cfg:
+        raise ValueError(
+            f"init_from {checkpoint_dir}: its model config {src.cfg} differs from the recipe's {model.cfg}"
+        )
+    model.load_state_dict(src.state_dict())
+    return model
+
+
 def make_optimizer(
     model: nn.Module, cfg: TrainConfig, aux: nn.Module | None = None
 ) -> tuple[torch.optim.Optimizer, Any]:
@@ -650,6 +667,8 @@ def train(
         cache = cache.subset(cfg.subset, cfg.seed)
     if model is None:
         model = model_for(cfg)
+        if cfg.init_from:
+            model = warm_start(model, cfg.init_from)
     model.to(device)
     aux = None
     if cfg.loss_weights.dense_parts > 0 or cfg.pretrain_steps > 0:
@@ -799,6 +818,7 @@ _RECIPE_FLAGS = (
     ("pretrain_steps", "--pretrain-steps"),
     ("facing_kappa", "--facing-kappa"),
     ("curriculum_steps", "--curriculum-steps"),
+    ("init_from", "--init-from"),
 )
 
 
@@ -933,6 +953,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         "--curriculum-steps", type=int, default=d.curriculum_steps,
         help="decay --facing-kappa linearly to 0 over this many steps (0 = constant)",
     )  # fmt: skip
+    p.add_argument("--init-from", default=d.init_from, help="start from this shipped checkpoint's weights")
     p.add_argument("--out", required=True, help="output folder (e.g. checkpoints/tiny)")
     p.add_argument("--resume", action="store_true", help=f"continue from <out>/{STATE_FILE}")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (for testing)")
@@ -978,6 +999,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         pretrain_steps=a.pretrain_steps,
         facing_kappa=a.facing_kappa,
         curriculum_steps=a.curriculum_steps,
+        init_from=a.init_from,
         augment=NO_AUGMENT if a.no_augment else AugmentConfig(),
         loss_weights=LossWeights(**lw),
     )
