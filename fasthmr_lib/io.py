@@ -42,10 +42,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # mkstemp makes 0600; give the file the mode a plain open() would
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -90,15 +98,16 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
-def git_hash() -> str:
-    """Current commit of the repository (with ``-dirty`` when the tree has changes), or 'unknown'."""
+def git_hash(root: Path = REPO_ROOT) -> str:
+    """Current commit of the repository, or 'unknown'; ``-dirty`` when tracked files outside
+    ``results/`` differ from it (results are what a run writes, so they do not make the code dirty)."""
     try:
         h = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            cwd=root, capture_output=True, text=True, timeout=10,
         ).stdout.strip()  # fmt: skip
         return (h + ("-dirty" if dirty else "")) if h else "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -126,16 +135,33 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def repo_relative(obj: Any) -> Any:
+    """``obj`` with every absolute path inside the repository (str or Path, nested in dicts, lists and
+    tuples) written relative to the repository root, so a manifest reads the same on every machine."""
+    if isinstance(obj, dict):
+        return {k: repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(repo_relative(v) for v in obj)
+    if isinstance(obj, (str, Path)) and os.path.isabs(str(obj)):
+        try:
+            rel = Path(obj).resolve().relative_to(REPO_ROOT.resolve())
+        except ValueError:
+            return obj
+        return str(rel) if isinstance(obj, str) else rel
+    return obj
+
+
 def manifest(params: dict[str, Any] | None = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
-    """A provenance record for one result: parameters, seed, versions, git hash, machine, time."""
+    """A provenance record for one result: parameters, seed, versions, git hash, machine, time.
+    Paths inside the repository are recorded relative to its root."""
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git": git_hash(),
         "seed": seed,
-        "params": params or {},
+        "params": repo_relative(params or {}),
         "versions": package_versions(),
         "machine": machine_info(),
-        **extra,
+        **repo_relative(extra),
     }
 
 

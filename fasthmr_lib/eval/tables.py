@@ -32,7 +32,7 @@ NOTEBOOKS = {
     "00": "00_setup_and_data",
     "01": "01_baseline_hmr",
     "02": "02_eclm_layer_analysis",
-    "03": "03_token_merging",
+    "03": "03_mask_tome",
     "04": "04_diffusion_decoder",
 }
 MANIFEST_COLUMNS = ("source", "git", "seed", "created", "machine", "versions", "params", "manifest_file")

@@ -46,28 +46,86 @@ def panel_values(trace: MergeTrace, block: int) -> list[np.ndarray]:
     return [person, groups, size, att]
 
 
+def crop_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) crop as uint8 for drawing. Floats are read as 0..255 when any value exceeds 1.5, else
+    as 0..1 (matplotlib clips a float image to [0, 1], so a 0..255 float crop would draw white)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float64)
+    scale = 1.0 if np.nanmax(a, initial=0.0) > 1.5 else 255.0
+    return np.clip(np.round(a * scale), 0, 255).astype(np.uint8)
+
+
+def forced_person_patches(trace: MergeTrace, block: int) -> np.ndarray:
+    """(16,12) bool: person patches that share a merged token with another patch after ``block``
+    (Mask-ToMe's forced merges when the background cannot cover the budget, paper failure case iii)."""
+    b = min(max(block, 0), len(trace.groups) - 1)
+    groups = _np(trace.groups[b])
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return _np(trace.person).astype(bool) & (counts[inverse.reshape(groups.shape)] > 1)
+
+
+# per panel: plotly / matplotlib colour map, colour-bar title, hover text (%{z} = the value drawn)
+_SCALES = ("Reds", "Turbo", "Viridis", "Hot")
+_CMAPS = ("Reds", "turbo", "viridis", "hot")
+_BAR_TITLES = ("person (1 = protected)", "", "patches per token", "attention per patch")
+_HOVERS = (
+    "token row %{y}, col %{x}<br>person token: %{z}<extra></extra>",
+    "token row %{y}, col %{x}<br>merge group %{customdata[0]} (%{customdata[1]} patches)<extra></extra>",
+    "token row %{y}, col %{x}<br>token size: %{z} patches<extra></extra>",
+    "token row %{y}, col %{x}<br>head query attention per patch: %{z:.4f}<extra></extra>",
+)
+
+
+def _group_customdata(trace: MergeTrace, block: int) -> np.ndarray:
+    """(16,12,2): merge group id of each patch and how many patches that group holds."""
+    b = min(max(block, 0), len(trace.groups) - 1)
+    groups = _np(trace.groups[b])
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return np.stack([groups, counts[inverse.reshape(groups.shape)]], axis=-1)
+
+
 def trace_figure(image: np.ndarray, trace: MergeTrace, block: int, title: str = "") -> go.Figure:
-    """2×2 plotly figure over the crop ``image`` (256,256,3) uint8: person tokens, merge groups after
-    ``block`` (one colour per merged group, unmerged patches clear), token sizes, head attention."""
+    """2×2 plotly figure over the crop ``image`` (256,256,3; uint8 or float 0..255): person tokens, merge
+    groups after ``block`` (one colour per merged group, unmerged patches clear, forced person merges
+    marked ×), token sizes, head attention. Each value panel has a colour bar; hovering names the value.
+    Traces per panel: image, heatmap; the merge-group panel adds the forced-merge markers (9 traces)."""
     gh, gw = _np(trace.person).shape
     xs, ys = 38 + 16 * np.arange(gw), 6 + 16 * np.arange(gh)
-    fig = make_subplots(rows=2, cols=2, subplot_titles=PANELS, horizontal_spacing=0.04, vertical_spacing=0.08)
-    scales = ["Reds", "Turbo", "Viridis", "Hot"]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=PANELS, horizontal_spacing=0.1, vertical_spacing=0.08)
+    img = crop_uint8(image)
     for k, vals in enumerate(panel_values(trace, block)):
         r, c = k // 2 + 1, k % 2 + 1
-        fig.add_trace(go.Image(z=image), row=r, col=c)
+        fig.add_trace(go.Image(z=img, hoverinfo="skip"), row=r, col=c)
+        bar = dict(
+            title=dict(text=_BAR_TITLES[k], side="right"), x=0.45 + 0.55 * (c - 1), y=0.79 - 0.56 * (r - 1),
+            len=0.4, thickness=10,
+        )  # fmt: skip
         fig.add_trace(
             go.Heatmap(
-                z=vals, x=xs, y=ys, colorscale=scales[k], opacity=0.55, showscale=False,
-                zmin=0.0 if k != 2 else 1.0, zmax=1.0 if k < 2 else None, hoverinfo="z",
+                z=vals, x=xs, y=ys, colorscale=_SCALES[k], opacity=0.55, showscale=k != 1, colorbar=bar,
+                zmin=0.0 if k != 2 else 1.0, zmax=1.0 if k < 2 else None, hovertemplate=_HOVERS[k],
+                customdata=_group_customdata(trace, block) if k == 1 else None,
             ),
             row=r, col=c,
         )  # fmt: skip
+        if k == 1:
+            fi, fj = np.nonzero(forced_person_patches(trace, block))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs[fj], y=ys[fi], mode="markers", marker=dict(symbol="x", size=9, color="black"),
+                    name="forced person merge", showlegend=False,
+                    hovertemplate="forced person merge<extra></extra>",
+                ),
+                row=r, col=c,
+            )  # fmt: skip
     n = trace.tokens_per_block[min(block, len(trace.tokens_per_block) - 1)]
+    forced = int(forced_person_patches(trace, block).sum())
     fig.update_layout(
-        title=f"{title} block {block}: {n} tokens",
+        title=f"{title} block {block}: {n} tokens, {forced} person patches force-merged (×)",
         height=720,
-        width=720,
+        width=760,
         margin=dict(l=10, r=10, t=60, b=10),
     )
     fig.update_xaxes(visible=False)
@@ -91,16 +149,29 @@ def save_figure(fig: go.Figure, stem: str | Path) -> list[Path]:
 
 
 def save_trace_png(image: np.ndarray, trace: MergeTrace, blocks: Sequence[int], path: str | Path) -> Path:
-    """Static matplotlib copy (no kaleido needed): rows = ``blocks``, columns = the four panels."""
-    import matplotlib.pyplot as plt
+    """Static matplotlib copy (no kaleido needed): rows = ``blocks``, columns = the four panels, each
+    value panel with its colour bar; forced person merges marked ×. ``image`` as in :func:`trace_figure`."""
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(len(blocks), 4, figsize=(12, 3.4 * len(blocks)), squeeze=False)
-    cmaps = ["Reds", "turbo", "viridis", "hot"]
+    fig = Figure(figsize=(13, 3.4 * len(blocks)))
+    axes = fig.subplots(len(blocks), 4, squeeze=False)
+    img = crop_uint8(image)
+    gh, gw = _np(trace.person).shape
+    xs, ys = 38 + 16 * np.arange(gw), 6 + 16 * np.arange(gh)
     for row, b in enumerate(blocks):
         for k, vals in enumerate(panel_values(trace, b)):
             ax = axes[row, k]
-            ax.imshow(image)
-            ax.imshow(vals, extent=(30, 222, 254, -2), cmap=cmaps[k], alpha=0.55, interpolation="nearest")
+            ax.imshow(img)
+            vmin, vmax = (0.0, 1.0) if k < 2 else (1.0 if k == 2 else 0.0, None)
+            im = ax.imshow(
+                vals, extent=(30, 222, 254, -2), cmap=_CMAPS[k], alpha=0.55, interpolation="nearest",
+                vmin=vmin, vmax=vmax,
+            )  # fmt: skip
+            if k == 1:
+                fi, fj = np.nonzero(forced_person_patches(trace, b))
+                ax.scatter(xs[fj], ys[fi], marker="x", s=14, c="black", linewidths=0.8)
+            else:
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).set_label(_BAR_TITLES[k], fontsize=7)
             ax.set_xlim(0, 256)
             ax.set_ylim(256, 0)
             ax.set_axis_off()
@@ -110,7 +181,6 @@ def save_trace_png(image: np.ndarray, trace: MergeTrace, blocks: Sequence[int], 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 
@@ -153,7 +223,8 @@ def explorer(
 
     first = trace_figure(crops[0][2], current(), block.value, crops[0][3])
     for t in first.data:
-        t.z = _json_safe(t.z)
+        if t.type != "scatter":
+            t.z = _json_safe(t.z)
     fw = go.FigureWidget(first)
 
     def redraw(_: Any = None) -> None:
@@ -161,7 +232,12 @@ def explorer(
         new = trace_figure(crops[pick.value][2], tr, block.value, crops[pick.value][3])
         with fw.batch_update():
             for old, upd in zip(fw.data, new.data, strict=True):
+                if upd.type == "scatter":  # forced-merge markers
+                    old.x, old.y = upd.x, upd.y
+                    continue
                 old.z = _json_safe(upd.z)
+                if upd.type == "heatmap" and upd.customdata is not None:
+                    old.customdata = np.asarray(upd.customdata).tolist()
             fw.layout.title = new.layout.title
 
     for w in (pick, block, n_l, keep, use_mask):
