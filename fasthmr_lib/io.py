@@ -143,11 +143,12 @@ def repo_relative(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(repo_relative(v) for v in obj)
     if isinstance(obj, (str, Path)) and os.path.isabs(str(obj)):
-        try:
-            rel = Path(obj).resolve().relative_to(REPO_ROOT.resolve())
-        except ValueError:
-            return obj
-        return str(rel) if isinstance(obj, str) else rel
+        path = Path(os.path.normpath(obj))
+        for p, root in ((path, REPO_ROOT), (path.resolve(), REPO_ROOT.resolve())):  # as given, resolved
+            if p.is_relative_to(root):
+                rel = p.relative_to(root)
+                return str(rel) if isinstance(obj, str) else rel
+        return obj
     return obj
 
 

@@ -32,6 +32,17 @@ def results_dir() -> Path:
     return _env_path("FASTHMR_RESULTS", REPO_ROOT / "results")
 
 
+def profile_results_dir(profile: str) -> Path:
+    """Where a notebook run with ``profile`` writes its tables, figures and manifests: ``FASTHMR_RESULTS``
+    when set (the papermill driver sets it), else ``results/`` for the ``default`` profile (the shipped
+    workbook results) and ``results/runs/<profile>/results/`` for every other profile, so running a
+    notebook by hand with ``profile: tiny`` never overwrites the shipped default tables."""
+    root = results_dir()
+    if os.environ.get("FASTHMR_RESULTS") or profile == "default":
+        return root
+    return root / "runs" / profile / "results"
+
+
 def checkpoints_dir() -> Path:
     return _env_path("FASTHMR_CHECKPOINTS", REPO_ROOT / "checkpoints")
 

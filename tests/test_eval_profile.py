@@ -98,7 +98,7 @@ def test_hmr2_params_and_table12_macs():
 
 
 def test_harmonic_fps_reproduces_paper_baselines():
-    """PAPER.md §5.1: Table 1's baseline fps are the harmonic combination of Table 6's components."""
+    """Table 1's baseline fps are the harmonic combination of Table 6's components (docs/AMBIGUITIES.md)."""
     assert P.harmonic_fps([1500.0, 333.3, 68.2]) == pytest.approx(
         54.5, abs=0.1
     )  # CameraHMR (54.56; text: 54.6)

@@ -62,6 +62,23 @@ def test_manifest_columns_and_write_table(tmp_path):
     assert "params" not in text.splitlines()[0] and "Provenance" in text and man["git"] in text
 
 
+def test_markdown_copy_is_narrow_with_units(tmp_path):
+    """The .md shows at most ten columns, units in the headers, and names the rest; the CSV keeps all."""
+    cols = {f"c{i}": [float(i)] for i in range(12)}
+    df = pd.DataFrame({"mpjpe": [70.0], "paper_accel": [5.4], "tau_mm": [0.1], **cols})
+    csv, md = T.write_table(df, tmp_path / "t")
+    header = md.read_text().splitlines()[0]
+    assert header.count("|") == T.MAX_MD_COLUMNS + 1
+    assert "MPJPE (mm)" in header and "paper Accel (mm/frame²)" in header and "tau (mm)" in header
+    assert "More columns in `t.csv`: `c7`, `c8`" in md.read_text()
+    assert list(pd.read_csv(csv).columns) == list(df.columns)
+    _, md = T.write_table(df, tmp_path / "u", md_columns=["c3", "mpjpe"])
+    assert [h.strip() for h in md.read_text().splitlines()[0].split("|")[1:3]] == ["c3", "MPJPE (mm)"]
+    with pytest.raises(ValueError, match="md_columns.*'nope'"):
+        T.write_table(df, tmp_path / "v", md_columns=["nope"])
+    assert T.md_header("paper_mpjpe_3dpw") == "paper MPJPE 3DPW (mm)" and T.md_header("frames") == "frames"
+
+
 def test_load_inputs_found_and_missing(tmp_path):
     spec = T.expected_inputs("small", "small_small")
     pd.DataFrame({"tau_mm": [np.nan, 0.1], "test_mpjpe": [50.0, 51.0]}).to_csv(

@@ -132,3 +132,103 @@ def test_hmr2_tokens_and_macs_match_paper():
     assert mc.output["tokens_per_block"] == [152, 112] + [90] * 26
     assert abs(mc.linear_conv / 1e9 - 52.8) / 52.8 < 0.01, mc.linear_conv / 1e9
     assert MaskToMeConfig().tokens_per_block(192, 5) == [152, 112, 90, 90, 90]
+
+
+def _tome_reference_matching(metric, r, class_token=True, distill_token=False):
+    """ToMe's bipartite soft matching (Bolya et al. 2023; facebookresearch/ToMe tome/merge.py), restated
+    here independently of fasthmr_lib: class token row and distillation column at −∞, kept A tokens
+    sorted when there is a class token, distillation token put second."""
+    protected = int(class_token) + int(distill_token)
+    r = min(r, (metric.shape[1] - protected) // 2)
+    if r <= 0:
+        return lambda x, mode="mean": x
+    m = metric / metric.norm(dim=-1, keepdim=True)
+    scores = m[:, ::2] @ m[:, 1::2].transpose(-1, -2)
+    if class_token:
+        scores[:, 0, :] = -torch.inf
+    if distill_token:
+        scores[:, :, 0] = -torch.inf
+    node_max, node_idx = scores.max(dim=-1)
+    edges = node_max.argsort(dim=-1, descending=True)[..., None]
+    unm_idx, src_idx = edges[:, r:], edges[:, :r]
+    dst_idx = node_idx[..., None].gather(1, src_idx)
+    if class_token:
+        unm_idx = unm_idx.sort(dim=1)[0]
+
+    def merge(x, mode="mean"):
+        a, b = x[:, ::2], x[:, 1::2]
+        n, t1, c = a.shape
+        unm = a.gather(1, unm_idx.expand(n, t1 - r, c))
+        b = b.scatter_reduce(1, dst_idx.expand(n, r, c), a.gather(1, src_idx.expand(n, r, c)), reduce=mode)
+        if distill_token:
+            return torch.cat([unm[:, :1], b[:, :1], unm[:, 1:], b[:, 1:]], dim=1)
+        return torch.cat([unm, b], dim=1)
+
+    return merge
+
+
+def _tome_reference_forward(vit, img, r, distill=False):
+    """timm VisionTransformer forward with ToMe's timm patch (ToMeBlock / ToMeAttention, prop_attn on)."""
+    x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(img))))
+    size = None
+    for blk in vit.blocks:
+        at, h = blk.attn, blk.norm1(x)
+        B, N, C = h.shape
+        q, k, v = at.qkv(h).reshape(B, N, 3, at.num_heads, C // at.num_heads).permute(2, 0, 3, 1, 4)
+        logits = (q @ k.transpose(-2, -1)) * at.scale
+        if size is not None:
+            logits = logits + size.log()[:, None, None, :, 0]
+        out = at.proj((logits.softmax(-1) @ v).transpose(1, 2).reshape(B, N, C))
+        x = x + blk.ls1(out)
+        merge = _tome_reference_matching(k.mean(1), r, True, distill)
+        size = torch.ones_like(x[..., :1]) if size is None else size
+        x = merge(x * size, mode="sum")
+        size = merge(size, mode="sum")
+        x = x / size
+        x = x + blk.ls2(blk.mlp(blk.norm2(x)))
+    return x
+
+
+@pytest.mark.parametrize(
+    ("img", "patch_size", "depth", "r"),
+    [(32, 8, 3, 4), (40, 8, 4, 3), (48, 8, 5, 7), (56, 8, 2, 16), (64, 16, 3, 2), (48, 6, 4, 9)],
+)
+def test_timm_vit_matches_tome_outputs_and_order(img, patch_size, depth, r):
+    """Same weights, same constant r: the patched timm ViT equals ToMe's apply_patch token for token
+    (features of every kept token, in order, class token at 0) and in its logits."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(depth * 100 + r)
+    vit = VisionTransformer(img_size=img, patch_size=patch_size, embed_dim=32, depth=depth, num_heads=2,
+                            num_classes=5).eval()  # fmt: skip
+    x = torch.randn(2, 3, img, img)
+    with torch.no_grad():
+        ref_tokens = _tome_reference_forward(vit, x, r)
+        ref_logits = vit.forward_head(vit.norm(ref_tokens))
+        patch.apply(vit, MaskToMeConfig(schedule="constant", r=r, prop_attn=True, trace_source=True))
+        ours_tokens = vit.forward_features(x)
+        ours_logits = vit(x)
+        st = patch.last_state(vit)
+        patch.remove(vit)
+    # forward_features applies the final norm
+    torch.testing.assert_close(ours_tokens, vit.norm(ref_tokens), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours_logits, ref_logits, atol=1e-5, rtol=1e-5)
+    assert st.source[:, 0, 0].eq(1).all() and st.source[:, 0].sum(-1).eq(1).all()  # class token at 0, alone
+
+
+def test_timm_distilled_vit_keeps_both_prefix_tokens_first():
+    """DeiT-style distillation token (num_prefix_tokens 2): ToMe's order [cls, dist, ...] and outputs."""
+    from timm.models.deit import VisionTransformerDistilled
+
+    torch.manual_seed(3)
+    vit = VisionTransformerDistilled(img_size=40, patch_size=8, embed_dim=32, depth=3, num_heads=2,
+                                     num_classes=5).eval()  # fmt: skip
+    x = torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        ref = _tome_reference_forward(vit, x, 4, distill=True)
+        patch.apply(vit, MaskToMeConfig(schedule="constant", r=4, prop_attn=True, trace_source=True))
+        ours = vit.forward_features(x)
+        st = patch.last_state(vit)
+        patch.remove(vit)
+    torch.testing.assert_close(ours, vit.norm(ref), atol=1e-5, rtol=1e-5)
+    assert st.source[:, 0, 0].eq(1).all() and st.source[:, 1, 1].eq(1).all()

@@ -93,3 +93,46 @@ def test_repo_profiles_are_valid_yaml_with_common_section():
         prof = W.load_profile(name, paths.notebooks_dir() / "profiles")
         assert prof["common"]["profile"] == name and "seed" in prof["common"]
         assert all(k == "common" or (len(k) == 2 and k.isdigit()) or "_" in k for k in prof)
+
+
+def test_notebook_kernels_import_this_checkout():
+    """A kernel started the way papermill and JupyterLab start one (kernel spec ``python3``) imports
+    ``fasthmr_lib`` from the checkout this test runs in, not from another clone's install."""
+    from pathlib import Path
+
+    from jupyter_client.manager import start_new_kernel
+
+    from fasthmr_lib.paths import REPO_ROOT
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    out: list[str] = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    try:
+        code = "import fasthmr_lib; print(fasthmr_lib.__file__)"
+        kc.execute_interactive(code, output_hook=hook, timeout=120)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert Path("".join(out).strip()).resolve().is_relative_to(REPO_ROOT.resolve())
+
+
+def test_only_the_default_profile_writes_results(monkeypatch, tmp_path):
+    """Run by hand (no driver, so no FASTHMR_RESULTS), a notebook of any profile but `default` writes
+    under results/runs/<profile>/results/; every notebook takes its folder from that one function."""
+    from pathlib import Path
+
+    from fasthmr_lib import paths
+
+    monkeypatch.delenv("FASTHMR_RESULTS", raising=False)
+    root = paths.results_dir()
+    assert paths.profile_results_dir("default") == root
+    assert paths.profile_results_dir("tiny") == root / "runs" / "tiny" / "results"
+    monkeypatch.setenv("FASTHMR_RESULTS", str(tmp_path))  # the driver's choice wins
+    assert paths.profile_results_dir("tiny") == tmp_path.resolve()
+    for nb in sorted(Path(paths.notebooks_dir()).glob("0*.ipynb")):
+        src = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+        assert "paths.profile_results_dir(profile)" in src and "paths.results_dir()" not in src, nb.name

@@ -5,7 +5,7 @@ FastHMR (arXiv 2510.10868, §3.3 / Table 7) represents each frame as HybrIK's (L
 toe) and 23 twist angles stored as (cos φ, sin φ): 29·3 + 23·2 = 133. Going back to SMPL needs HybrIK's
 analytic twist-and-swing inverse kinematics with the rest skeleton of the body shape β.
 
-Conventions (ours, documented in PAPER.md §7.2 #11):
+Conventions (ours, docs/AMBIGUITIES.md #11):
 
 * joints are root-relative (pelvis at the origin) in metres, in the frame of the global orientation
   (camera frame for camera-frame θ); the feature vector is ``[joints29.flatten(), (cos, sin) × 23]``;

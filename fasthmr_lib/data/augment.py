@@ -31,7 +31,8 @@ import cv2
 import numpy as np
 import torch
 
-# HMR2.0 44-joint layout = OpenPose BODY_25 + J19 (see notes/HMR2.md §1.5).
+# HMR2.0 44-joint layout = OpenPose BODY_25 + J19 (4D-Humans: hmr2/datasets/utils.py flip permutation,
+# SMPL_to_J19).
 _OP25_FLIP = [0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 18, 17, 22, 23, 24, 19, 20, 21]
 _J19_FLIP = [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 15, 16, 17, 18]
 FLIP_PERM_44: tuple[int, ...] = tuple(_OP25_FLIP + [25 + i for i in _J19_FLIP])

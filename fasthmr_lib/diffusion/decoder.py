@@ -5,7 +5,7 @@ Data flow for a clip of T frames (head tokens (T, C) and the head's betas):
 1. windows of F frames (paper: 243) — a clip shorter than F is resampled to F frames and back; a
    longer one is split into windows of stride F − overlap; the tail is either covered by a last window
    ending at frame T (``tail="shift"``, default) or resampled (``tail="resample"``); overlapping frames
-   are blended with hat weights (PAPER.md §7.2 #15: overlap and interpolation are not stated; linear
+   are blended with hat weights (docs/AMBIGUITIES.md #15: overlap and interpolation are not stated; linear
    interpolation of tokens in and features out);
 2. one DDIM step from pure noise at t = T (trailing spacing) conditioned on the window's tokens ->
    ẑ0 = −v̂ (more steps optional);

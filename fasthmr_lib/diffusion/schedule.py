@@ -3,7 +3,7 @@
 The scheduler is diffusers' ``DDIMScheduler`` configured as the paper: 1000 training steps,
 scaled-linear β from 0.00085 to 0.012 (MLD's settings), ``clip_sample=False``, zero-terminal-SNR
 rescale (Lin et al. 2024: ᾱ_T = 0), v-prediction, and "trailing" timestep spacing so that a one-step
-sampler uses t = T − 1 = 999 (ARCHITECTURE.md §5 checked: ``step(v, 999, z).pred_original_sample == -v``).
+sampler uses t = T − 1 = 999 (checked: ``step(v, 999, z).pred_original_sample == -v``).
 
 Objectives (Table 5 ablation):
 

@@ -7,7 +7,7 @@
 * Stage 2 (:func:`train_denoiser`): the denoiser on pre-extracted head tokens (frozen HMR, extracted
   once with :func:`extract_head_tokens` from *any* callable ``model(img[, person_mask]) -> head_token``)
   paired with GT motion; the frozen VAE encoder gives the target latents (μ by default,
-  PAPER.md §7.2 #12), scaled by ``latent_scale`` = 1 / std(μ) (computed once, saved); AdamW, lr 1e-4.
+  docs/AMBIGUITIES.md #12), scaled by ``latent_scale`` = 1 / std(μ) (computed once, saved); AdamW, lr 1e-4.
 * Both: time-reversal and time-warp augmentation (p = 0.5 each; the paper applies them in stage 2),
   checkpoints every N steps into ``out_dir`` (``model.safetensors`` + ``config.json`` export, and
   ``train_state.pt`` with weights, optimizer state, step and history for resuming), a tqdm bar and

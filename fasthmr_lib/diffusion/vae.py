@@ -2,7 +2,7 @@
 features (133-d HybrIK) with a latent of L tokens × D, trained with MSE reconstruction + KL.
 
 Structure follows MLD's ``MldVae`` (Chen et al., CVPR 2023; arch ``encoder_decoder``), written here
-from its description (PAPER.md §4.3, ANCHORS.md):
+from its description (the paper's motion-VAE description and Table 15; MLD, Chen et al. CVPR 2023):
 
 * encoder: ``Linear(nfeats → D)`` per frame; 2L learnable distribution tokens are prepended; learned
   positional embedding; a skip-transformer encoder (U-Net-like long skips: (n−1)/2 input blocks, one
@@ -36,7 +36,7 @@ class VAEConfig:
     dropout: float = 0.1
     activation: str = "gelu"
     normalize_before: bool = False
-    kl_weight: float = 1e-4  # not given by the paper; MLD's value (PAPER.md §7.2 #12)
+    kl_weight: float = 1e-4  # not given by the paper; MLD's value (docs/AMBIGUITIES.md #12)
 
     def replace(self, **kw) -> VAEConfig:
         return replace(self, **kw)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import metrics as M
+from .markdown import write_table  # noqa: F401 (notebooks call ev.write_table)
 
 METRIC_COLUMNS = ("mpjpe", "pa_mpjpe", "pve", "accel")
 
@@ -377,18 +378,6 @@ PAPER_BASELINES = pd.DataFrame(
          "emdb_pve": 85.2, "emdb_accel": 16.4},
     ]
 )  # fmt: skip
-
-
-def write_table(df: pd.DataFrame, path_stem: str | Path, *, floatfmt: str = ".1f") -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.md`` (Markdown) atomically; returns both paths."""
-    from ..io import atomic_path, atomic_write_text
-
-    stem = Path(path_stem)
-    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    with atomic_path(csv) as tmp:
-        df.to_csv(tmp, index=False)
-    atomic_write_text(md, df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
-    return csv, md
 
 
 def _save_fig(fig: Any, path: str | Path | None) -> None:

@@ -5,7 +5,7 @@ Units: every function takes positions in **metres** and returns errors in **mill
 numpy arrays; the result has the same kind as the first argument.
 
 Protocols (root alignment as in WHAM's evaluation code, ``lib/eval/eval_utils.py`` and the
-per-dataset scripts; see notes/ANCHORS.md §C.6):
+per-dataset scripts; WHAM lib/eval/eval_utils.py):
 
 * ``3dpw14``: 14 LSP-ordered joints (R ankle, R knee, R hip, L hip, L knee, L ankle, R wrist,
   R elbow, R shoulder, L shoulder, L elbow, L wrist, neck, head). From the 44-joint HMR2.0 layout

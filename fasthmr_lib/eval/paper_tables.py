@@ -1,4 +1,4 @@
-"""The paper's numbers, in one place (FastHMR, arXiv 2510.10868v1; restated in notes/PAPER.md).
+"""The paper's numbers, in one place (FastHMR, arXiv 2510.10868v1; open points in docs/AMBIGUITIES.md).
 
 Units: mm for errors (Accel in mm/frame²), fps on one RTX 3090, MB, M parameters, G MACs. Rows that
 other modules already hold are imported, not repeated: the HMR 2.0 / CameraHMR baseline rows of
@@ -175,6 +175,6 @@ def paper_table(number: int) -> pd.DataFrame:
 
 def fig1_points() -> pd.DataFrame:
     """Fig. 1 ("throughput vs MPJPE on EMDB, RTX 3090"): the Table 1 rows with both an fps and an EMDB MPJPE
-    (the figure's exact points are not given in the text; PAPER.md §5.2)."""
+    (the figure's exact points are not given in the text; docs/AMBIGUITIES.md)."""
     t = TABLE1.dropna(subset=["fps", "emdb_mpjpe"])
     return t[["model", "type", "fps", "emdb_mpjpe"]].reset_index(drop=True)

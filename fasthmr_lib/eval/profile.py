@@ -446,7 +446,7 @@ def format_comparison(results: Sequence[TimingResult]) -> str:
 def harmonic_fps(fps: Sequence[float]) -> float:
     """Throughput of components that each process every frame one after another: 1 / Σ 1/fps_i.
 
-    This is how the paper's baseline fps follow from its Table 6 components (PAPER.md §5.1):
+    This is how the paper's baseline fps follow from its Table 6 components (docs/AMBIGUITIES.md, facts):
     CameraHMR 1/(1/1500 + 1/333.3 + 1/68.2) = 54.5 fps, HMR 2.0 1/(1/1500 + 1/68.2) = 65.2 fps."""
     vals = [float(f) for f in fps]
     if not vals or any(not f > 0 for f in vals):

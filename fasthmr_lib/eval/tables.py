@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper_tables as PT
+from .markdown import MAX_MD_COLUMNS, md_header, write_table  # noqa: F401 (notebook 05 calls T.write_table)
 
 NOTEBOOKS = {
     "00": "00_setup_and_data",
@@ -35,8 +36,12 @@ NOTEBOOKS = {
     "03": "03_mask_tome",
     "04": "04_diffusion_decoder",
 }
+# the benchmark's Markdown copy (its CSV has ~60 columns: every MAC, parameter and component count)
+BENCH_MD_COLUMNS = (
+    "config", "label", "depth", "batch", "latency_ms_median", "images_per_s", "speedup", "peak_mem_mb",
+    "macs_per_image.all", "params.total",
+)  # fmt: skip
 MANIFEST_COLUMNS = ("source", "git", "seed", "created", "machine", "versions", "params", "manifest_file")
-_MD_HIDDEN = ("machine", "versions", "params", "manifest_file", "created")
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -188,33 +193,6 @@ def with_manifest(
 def paper_rows(df: pd.DataFrame, table: int | str) -> pd.DataFrame:
     """Paper rows: ``source = "paper Table N"`` and empty provenance columns."""
     return with_manifest(df, None, f"paper Table {table}")
-
-
-def write_table(df: pd.DataFrame, path_stem: str | Path, *, floatfmt: str = ".2f") -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` (every column) and ``<stem>.md`` (without the long provenance columns, which are
-    summarised below the table) atomically; returns both paths."""
-    from ..io import atomic_path, atomic_write_text
-
-    stem = Path(path_stem)
-    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    with atomic_path(csv) as tmp:
-        df.to_csv(tmp, index=False)
-    shown = df[[c for c in df.columns if c not in _MD_HIDDEN]]
-    text = shown.to_markdown(index=False, floatfmt=floatfmt) + "\n"
-    if "source" in df.columns:
-        notes = []
-        for src, g in df.groupby("source", sort=False):
-            r = g.iloc[0]
-            if str(r.get("git", "")):
-                notes.append(
-                    f"- `{src}`: git {r.get('git')}, seed {r.get('seed')}, {r.get('created', '')}, "
-                    f"{r.get('machine', '')}; {r.get('versions', '')}; "
-                    f"manifest {r.get('manifest_file') or '(inline in CSV)'}"
-                )
-        if notes:
-            text += "\nProvenance (full parameters in the CSV's `params` column):\n" + "\n".join(notes) + "\n"
-    atomic_write_text(md, text)
-    return csv, md
 
 
 # --------------------------------------------------------------------------------------------- builders

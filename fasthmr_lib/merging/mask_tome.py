@@ -78,7 +78,7 @@ def mask_tome_step(x: Tensor, metric: Tensor, state: TokenState, r: int, shortfa
     if r <= 0:
         state.forced_person_merges.append(0)
         return x
-    merge, _, forced = bipartite_soft_matching(metric, r, state.protected)
+    merge, _, forced = bipartite_soft_matching(metric, r, state.protected, state.prefix_tokens)
     x, state.size = merge_wavg(merge, x, state.size)
     if state.protected is not None:
         state.protected = merge(state.protected[..., None].float(), mode="amax")[..., 0] > 0.5

@@ -238,20 +238,22 @@ def _apply_timm(model: nn.Module, cfg: MaskToMeConfig) -> nn.Module:
     holder: dict[str, TokenState] = {}
     n_prefix = int(getattr(model, "num_prefix_tokens", 1))
 
-    def pre_hook(mod: nn.Module, args: tuple) -> None:
+    def pre_hook(mod: nn.Module, args: tuple) -> None:  # on model.blocks: forward and forward_features
         x = args[0]
-        n = model.patch_embed.num_patches + n_prefix
+        n = x.shape[1]
         protected = torch.zeros(x.shape[0], n, dtype=torch.bool, device=x.device)
         protected[:, :n_prefix] = True  # class / register tokens, protected like person tokens
         src = initial_source(x.shape[0], n, x.device) if cfg.trace_source else None
-        holder["state"] = TokenState(protected=protected, source=src, prop_attn=cfg.prop_attn)
+        holder["state"] = TokenState(
+            protected=protected, source=src, prop_attn=cfg.prop_attn, prefix_tokens=n_prefix
+        )
 
     for i, blk in enumerate(model.blocks):
         blk._tome_orig_class = blk.__class__
         blk._tome_merge = _merge_fn(cfg, i)
         blk._tome_holder = holder
         blk.__class__ = type("ToMe" + blk.__class__.__name__, (_TimmToMeBlock, blk.__class__), {})
-    model._tome_hook = model.register_forward_pre_hook(pre_hook)
+    model._tome_hook = model.blocks.register_forward_pre_hook(pre_hook)
     model._tome_holder = holder
     model.mask_tome_cfg = cfg
     return model

@@ -23,6 +23,7 @@ class TokenState:
         source: (B, N, N0) float 0/1, which original patch ended in which current token
             (``None`` unless source tracking is on).
         prop_attn: add log(size) to attention logits (ToMe proportional attention).
+        prefix_tokens: leading class / distillation / register tokens (timm ViTs), kept first in order.
         tokens_per_block: token count entering each block's MLP, appended as the forward runs.
         forced_person_merges: per block, how many protected tokens had to be merged because the
             budget exceeded the mergeable background (the paper's crowded-crop case).
@@ -32,6 +33,7 @@ class TokenState:
     protected: Tensor | None = None
     source: Tensor | None = None
     prop_attn: bool = False
+    prefix_tokens: int = 0
     tokens_per_block: list[int] = field(default_factory=list)
     forced_person_merges: list[int] = field(default_factory=list)
 

@@ -53,7 +53,7 @@ def mergeable_pairs(protected: Tensor | None, n_tokens: int, batch: int = 1) -> 
 
 
 def bipartite_soft_matching(
-    metric: Tensor, r: int, protected: Tensor | None = None
+    metric: Tensor, r: int, protected: Tensor | None = None, prefix: int = 0
 ) -> tuple[MergeFn, MergeFn, Tensor]:
     """Build one ToMe merge step.
 
@@ -61,6 +61,10 @@ def bipartite_soft_matching(
         metric: (B, N, C) similarity features (ToMe: keys averaged over heads).
         r: pairs to merge (clamped to ⌊N/2⌋); the same for every sample of the batch.
         protected: (B, N) bool, tokens that must not be merged (−∞ similarity as A row and B column).
+        prefix: leading special tokens (timm's class / distillation / register tokens; they must be
+            ``protected`` too). As ToMe's ``class_token`` / ``distill_token``: r ≤ ⌊(N − prefix)/2⌋, the
+            kept A tokens stay in their original order, and the prefix tokens come out first, in order
+            (ToMe, tome/merge.py), so a model's pooling still finds its class token at index 0.
 
     Returns:
         ``merge(x (B,N,C), mode="mean") -> (B,N−r,C)`` (``mode`` as ``Tensor.scatter_reduce``:
@@ -69,7 +73,7 @@ def bipartite_soft_matching(
         because r exceeded the mergeable pairs.
     """
     B, N, _ = metric.shape
-    r = min(int(r), N // 2)
+    r = min(int(r), (N - prefix) // 2)
     if r <= 0:
         return _identity, _identity, torch.zeros(B, dtype=torch.long, device=metric.device)
 
@@ -92,6 +96,8 @@ def bipartite_soft_matching(
             node_idx = torch.where(blocked, raw_idx, node_idx)
         edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]  # (B, Na, 1)
         unm_idx = edge_idx[:, r:]  # A tokens kept
+        if prefix:
+            unm_idx = unm_idx.sort(dim=1)[0]  # ToMe with a class token: kept A tokens in order
         src_idx = edge_idx[:, :r]  # A tokens merged away
         dst_idx = node_idx[..., None].gather(1, src_idx)  # their B partners
         if protected is not None:
@@ -101,6 +107,7 @@ def bipartite_soft_matching(
         else:
             forced = torch.zeros(B, dtype=torch.long, device=metric.device)
     n_unm = unm_idx.shape[1]
+    perm = _prefix_first(prefix, n_unm, N - r, metric.device)
 
     def merge(x: Tensor, mode: str = "mean") -> Tensor:
         src, dst = x[:, ::2], x[:, 1::2]
@@ -108,9 +115,12 @@ def bipartite_soft_matching(
         unm = src.gather(1, unm_idx.expand(n, n_unm, c))
         src = src.gather(1, src_idx.expand(n, r, c))
         dst = dst.scatter_reduce(1, dst_idx.expand(n, r, c), src, reduce=mode)
-        return torch.cat([unm, dst], dim=1)
+        out = torch.cat([unm, dst], dim=1)
+        return out if perm is None else out[:, perm]
 
     def unmerge(x: Tensor) -> Tensor:
+        if perm is not None:
+            x = x[:, perm.argsort()]
         unm, dst = x[:, :n_unm], x[:, n_unm:]
         n, _, c = x.shape
         src = dst.gather(1, dst_idx.expand(n, r, c))
@@ -121,6 +131,18 @@ def bipartite_soft_matching(
         return out
 
     return merge, unmerge, forced
+
+
+def _prefix_first(prefix: int, n_unm: int, n_out: int, device: torch.device) -> Tensor | None:
+    """Order of ``[unmerged A ..., B ...]`` that puts the ``prefix`` tokens first in their original order
+    (token i is A[i/2] for even i, B[i/2] for odd i; kept A tokens are sorted, so A's prefix tokens lead
+    ``unm``). ``None`` when that is the identity (prefix ≤ 1: ToMe's class-token case)."""
+    if prefix <= 1:
+        return None
+    head = [i // 2 if i % 2 == 0 else n_unm + i // 2 for i in range(prefix)]
+    na, nb = (prefix + 1) // 2, prefix // 2
+    tail = list(range(na, n_unm)) + list(range(n_unm + nb, n_out))
+    return torch.tensor(head + tail, device=device)
 
 
 def merge_wavg(merge: MergeFn, x: Tensor, size: Tensor | None = None) -> tuple[Tensor, Tensor]:
