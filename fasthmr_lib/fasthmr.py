@@ -245,7 +245,8 @@ class FastHMR(nn.Module):
         ``fp16`` stores floating tensors in half precision (loaded back as float32). An int8 model is not
         saved (its weights are a lossy copy): save the float model and load it with ``int8=True``."""
         if self.int8:
-            raise ValueError("FastHMR.save: an int8 model is not saved; save the float model, load with int8=True")
+            msg = "FastHMR.save: an int8 model is not saved; save the float model, load it with int8=True"
+            raise ValueError(msg)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, Tensor] = {}

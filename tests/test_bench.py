@@ -165,8 +165,8 @@ def test_train_step_timing_per_precision(capsys, monkeypatch, fake_smpl_dir):
 def test_fasthmr_cpu_row_is_int8_with_float_counts(capsys):
     """`fasthmr_cpu` = `fasthmr` with the int8 backbone: same MACs and parameters (counted before
     quantising), rows name their configuration and carry the int8 flag and a speed-up."""
-    argv = ["--preset", "tiny", "--compare", "baseline", "fasthmr", "fasthmr_cpu", "--batch", "2", "--repeats",
-            "1", "--json", "--no-segmenter"]  # fmt: skip
+    argv = ["--preset", "tiny", "--compare", "baseline", "fasthmr", "fasthmr_cpu",
+            "--batch", "2", "--repeats", "1", "--json", "--no-segmenter"]  # fmt: skip
     rc, rows, _ = _rows(capsys, argv)
     assert rc == 0 and [r["config"] for r in rows] == ["baseline", "fasthmr", "fasthmr_cpu"]
     assert [r["int8"] for r in rows] == [False, False, True]
