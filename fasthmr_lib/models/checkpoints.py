@@ -197,7 +197,12 @@ def _map_to_model(
     model: HMR, sd: Mapping[str, torch.Tensor], path: Path, what: str, ignored: tuple[str, ...], strict: bool
 ) -> dict:
     prefix_map = {"backbone.": "backbone.", "smpl_head.": "head."}
-    target = {k: v for k, v in model.state_dict().items() if not k.startswith("smpl.")}
+    # shapes and dtypes only: holding the model's own tensors here would keep them alive after assignment
+    target = {
+        k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+        for k, v in model.state_dict().items()
+        if not k.startswith("smpl.")
+    }
     mapped, ignored_keys, unexpected = {}, [], []
     for k, v in sd.items():
         src = next((p for p in prefix_map if k.startswith(p)), None)
@@ -217,12 +222,7 @@ def _map_to_model(
         for k, v in mapped.items()
         if k in target and tuple(v.shape) != tuple(target[k].shape)
     )
-    bad = next((k for k, v in mapped.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
-    if bad is not None:
-        raise CheckpointError(
-            f"{path}: tensor {_file_key(bad)!r} holds NaN or Inf values: the file is damaged "
-            "(its bytes changed); nothing was loaded"
-        )
+
     problems = []
     if shape_bad:
         problems.append(f"shape mismatches ({len(shape_bad)}): {shape_bad[:8]}")
@@ -241,8 +241,21 @@ def _map_to_model(
             f"{path}: does not match the model config {model.cfg.name!r} for {what}{hint}; "
             "nothing was loaded. " + "; ".join(problems)
         )
+    # assign: the model takes the loaded tensors themselves (memory-mapped for zip-format files, so a
+    # checkpoint is resident once, not twice); dtypes follow the model
     with torch.no_grad():
-        model.load_state_dict({k: v for k, v in mapped.items() if k in target}, strict=False)
+        sd = {
+            k: (v if v.dtype == target[k].dtype else v.to(target[k].dtype))
+            for k, v in mapped.items()
+            if k in target
+        }
+        model.load_state_dict(sd, strict=False, assign=True)
+    bad = next((k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # the model is discarded with the error, never returned half-checked
+        raise CheckpointError(
+            f"{path}: tensor {_file_key(bad)!r} holds NaN or Inf values: the file is damaged "
+            "(its bytes changed); nothing was loaded"
+        )
     return {
         "file": str(path),
         "format": what,
