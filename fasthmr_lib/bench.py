@@ -21,7 +21,9 @@ baseline, eclm, eclm_masktome, decoder, fasthmr):
 * ``masktome``       all blocks + Mask-ToMe (3 layers, 40 per layer, keep 90) with a synthetic mask;
 * ``eclm_masktome``  ECLM depth + Mask-ToMe (Table 6 "backbone + ECLM + Mask-ToMe");
 * ``decoder``        the diffusion decoder alone, per frame (Table 6 "diffusion decoder");
-* ``fasthmr``        ECLM depth + Mask-ToMe + the diffusion decoder.
+* ``fasthmr``        ECLM depth + Mask-ToMe + the diffusion decoder;
+* ``int8``           all blocks, the backbone's linear layers in dynamic int8 (``models/quantize.py``);
+* ``fasthmr_cpu``    ``fasthmr`` with the int8 backbone: the CPU configuration (``FastHMR(int8=True)``).
 
 How the decoder is timed: it decodes windows of F frames (paper preset: F = 243); one window is timed
 interleaved with the per-frame models and its per-frame cost is the window time / F. A configuration
@@ -59,6 +61,8 @@ LABELS = {
     "eclm_masktome": "+ECLM +Mask-ToMe",
     "decoder": "diffusion decoder (alone)",
     "fasthmr": "+ECLM +Mask-ToMe +decoder (FastHMR)",
+    "int8": "+int8 backbone",
+    "fasthmr_cpu": "FastHMR +int8 backbone (CPU)",
     "custom": "custom",
 }
 
@@ -72,6 +76,7 @@ class BenchConfig:
     prop_attn: bool = False
     decoder: bool = False
     model: bool = True  # False: the decoder alone
+    int8: bool = False  # the backbone's linear layers in dynamic int8 (CPU)
 
 
 def named_config(name: str, preset: str, args: argparse.Namespace | None = None) -> BenchConfig:
@@ -87,6 +92,8 @@ def named_config(name: str, preset: str, args: argparse.Namespace | None = None)
         "eclm_masktome": BenchConfig("eclm_masktome", depth=eclm, **mt),
         "decoder": BenchConfig("decoder", decoder=True, model=False),
         "fasthmr": BenchConfig("fasthmr", depth=eclm, decoder=True, **mt),
+        "int8": BenchConfig("int8", int8=True),
+        "fasthmr_cpu": BenchConfig("fasthmr_cpu", depth=eclm, decoder=True, int8=True, **mt),
     }
     if name not in table:
         raise SystemExit(
@@ -215,8 +222,13 @@ def benchmark(
             else:
                 m = build(base, cfg)
                 img, kw = _inputs(cfg, 1, device)
-            mc = P.count_macs(m, img, **kw)
+            mc = P.count_macs(m, img, **kw)  # int8 configurations: the same MACs, counted before quantising
+            params = P.count_params(m)
             out = mc.output if isinstance(mc.output, dict) else {}
+            if cfg.int8 and base is not None:
+                from .models.quantize import quantize_int8
+
+                m = quantize_int8(m)
             tpb = out.get("tokens_per_block") or [mcfg.vit.num_tokens] * len(m.backbone.blocks)
             models[cfg.name] = m
             row.update(
@@ -224,7 +236,8 @@ def benchmark(
                 mask_tome=list(cfg.mask_tome) if cfg.mask_tome else None,
                 use_mask=cfg.use_mask if cfg.mask_tome else None,
                 prop_attn=cfg.prop_attn if cfg.mask_tome else None,
-                params=P.count_params(m),
+                int8=cfg.int8,
+                params=params,
                 macs_per_image={
                     "all": mc.all,
                     "linear_conv": mc.linear_conv,

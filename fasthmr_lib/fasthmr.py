@@ -94,6 +94,7 @@ class FastHMR(nn.Module):
         rule: ECLM merge rule (``paper`` = Eq. 4).
         mask_tome: the Mask-ToMe config (``MaskToMeConfig``) or ``None``.
         baseline_depth: blocks of the baseline before merging.
+        int8: the backbone's linear layers run in dynamic int8 (CPU inference; :mod:`.models.quantize`).
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class FastHMR(nn.Module):
         mask_tome: Any = None,
         baseline_depth: int | None = None,
         metadata: dict[str, Any] | None = None,
+        int8: bool = False,
     ):
         super().__init__()
         if decoder is not None:
@@ -115,6 +117,12 @@ class FastHMR(nn.Module):
                     f"decoder condition width {decoder.cond_dim} != the HMR head-token width {head_dim}: "
                     "the denoiser must be trained on this model's head tokens"
                 )
+        self.int8 = bool(int8)
+        if self.int8:  # the one place the CPU switch acts (bench's fasthmr_cpu is the same model)
+            from .models.quantize import is_int8, quantize_int8
+
+            hmr = hmr if is_int8(hmr) else quantize_int8(hmr)
+            decoder = decoder.cpu() if decoder is not None else None
         self.hmr = hmr
         self.decoder = decoder
         self.windows = [(int(a), int(b)) for a, b in (windows or [])]
@@ -134,6 +142,7 @@ class FastHMR(nn.Module):
         rule: str = "paper",
         *,
         metadata: dict[str, Any] | None = None,
+        int8: bool = False,
     ) -> FastHMR:
         """Assemble FastHMR from a baseline (left untouched: the parts work on a copy).
 
@@ -145,6 +154,7 @@ class FastHMR(nn.Module):
             decoder: a ``DiffusionDecoder``, a folder with ``vae/`` + ``denoiser/`` checkpoints (loaded onto
                 the baseline's body model), or ``None`` (per-frame head only).
             rule: ECLM merge rule (:data:`fasthmr_lib.merging.eclm.RULES`).
+            int8: run the backbone's linear layers in dynamic int8 (CPU only; see :mod:`.models.quantize`).
         """
         from .merging import eclm
 
@@ -173,6 +183,7 @@ class FastHMR(nn.Module):
             mask_tome=mask_tome,
             baseline_depth=depth,
             metadata=metadata,
+            int8=int8,
         )
 
     # ------------------------------------------------------------------ nn.Module interface
@@ -222,6 +233,7 @@ class FastHMR(nn.Module):
             "mask_tome": _mask_tome_dict(self.mask_tome),
             "decoder": dec,
             "body_vertices": int(getattr(self.hmr.smpl, "num_vertices", 0)),
+            "int8": self.int8,
         }
 
     # ------------------------------------------------------------------ saving / loading
@@ -230,7 +242,11 @@ class FastHMR(nn.Module):
     ) -> Path:
         """Write ``model.safetensors`` + ``fasthmr.json`` into ``directory`` (atomically, JSON last).
 
-        ``fp16`` stores floating tensors in half precision (loaded back as float32)."""
+        ``fp16`` stores floating tensors in half precision (loaded back as float32). An int8 model is not
+        saved (its weights are a lossy copy): save the float model and load it with ``int8=True``."""
+        if self.int8:
+            msg = "FastHMR.save: an int8 model is not saved; save the float model, load it with int8=True"
+            raise ValueError(msg)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, Tensor] = {}
@@ -290,9 +306,11 @@ class FastHMR(nn.Module):
         *,
         smpl: SMPLBody | None = None,
         device: str | torch.device = "cpu",
+        int8: bool = False,
     ) -> FastHMR:
         """Inverse of :meth:`save` (float32, eval mode). ``smpl=None`` loads the body model from
-        :func:`fasthmr_lib.body.smpl.resolve_smpl_dir`'s folder."""
+        :func:`fasthmr_lib.body.smpl.resolve_smpl_dir`'s folder; ``int8=True`` runs the backbone's
+        linear layers in dynamic int8 (CPU)."""
         directory = Path(directory)
         doc = cls.read_config(directory)
         cpath, wpath = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -341,13 +359,14 @@ class FastHMR(nn.Module):
             mask_tome=mask_cfg,
             baseline_depth=doc.get("baseline_depth"),
             metadata=doc.get("metadata"),
+            int8=int8,
         )
         model.checkpoint_info = {
             "dir": str(directory),
             "dtype": doc.get("dtype"),
             "metadata": doc.get("metadata"),
         }
-        return model.to(device).eval()
+        return (model if int8 else model.to(device)).eval()
 
     # ------------------------------------------------------------------ video inference
     @torch.no_grad()

@@ -9,6 +9,8 @@ Environment variables:
     FASTHMR_SMPL_DIR   folder holding a real ``SMPL_NEUTRAL.pkl`` / ``.npz`` (default: unset ->
                        the embedded body model under ``<data>/body_model``)
     FASTHMR_CHECKPOINTS shipped / trained checkpoints (default ``<repo>/checkpoints``)
+    FASTHMR_CACHE      derived files made from a user's inputs, e.g. SMPL pickles converted to .npz
+                       (default ``$XDG_CACHE_HOME/fasthmr`` or ``~/.cache/fasthmr``)
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def profile_results_dir(profile: str) -> Path:
 
 def checkpoints_dir() -> Path:
     return _env_path("FASTHMR_CHECKPOINTS", REPO_ROOT / "checkpoints")
+
+
+def cache_dir() -> Path:
+    """The user's cache folder: derived files never go into the user's own data folders."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return _env_path("FASTHMR_CACHE", (Path(xdg) if xdg else Path.home() / ".cache") / "fasthmr")
 
 
 def smpl_dir() -> Path | None:

@@ -160,3 +160,16 @@ def test_train_step_timing_per_precision(capsys, monkeypatch, fake_smpl_dir):
     assert rc == 1 and "fp16 needs a cuda device" in err
     rc, _, err = _rows(capsys, ["--preset", "tiny", "--train-step", "fp8", "--repeats", "1"])
     assert rc == 1 and "precision must be one of" in err
+
+
+def test_fasthmr_cpu_row_is_int8_with_float_counts(capsys):
+    """`fasthmr_cpu` = `fasthmr` with the int8 backbone: same MACs and parameters (counted before
+    quantising), rows name their configuration and carry the int8 flag and a speed-up."""
+    argv = ["--preset", "tiny", "--compare", "baseline", "fasthmr", "fasthmr_cpu",
+            "--batch", "2", "--repeats", "1", "--json", "--no-segmenter"]  # fmt: skip
+    rc, rows, _ = _rows(capsys, argv)
+    assert rc == 0 and [r["config"] for r in rows] == ["baseline", "fasthmr", "fasthmr_cpu"]
+    assert [r["int8"] for r in rows] == [False, False, True]
+    fast, cpu = rows[1], rows[2]
+    assert cpu["macs_per_image"] == fast["macs_per_image"] and cpu["params"] == fast["params"]
+    assert cpu["tokens_per_block"] == fast["tokens_per_block"] and cpu["speedup"] > 0

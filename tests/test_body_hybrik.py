@@ -207,3 +207,91 @@ def test_numpy_free_batch_shapes(hb):
     with pytest.raises(ValueError, match="betas"):
         hb.rest_joints(torch.zeros(10))
     assert np.isfinite(hb.encode(plausible_poses(2), torch.zeros(2, 10)).numpy()).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# A small independent port of HybrIK's test-time IK (Li et al. CVPR 2021; HybrIK repository
+# hybrik/models/layers/smpl/lbs.py ``batch_inverse_kinematics_transform`` with train=False and
+# SMPL.py ``_parents_to_children``), restated per joint in float64 with its own Rodrigues formulas.
+def _hybrik_children() -> list[int]:
+    parents = H.PARENTS_29
+    children = [-1] * 29
+    for i in range(1, 29):
+        if children[parents[i]] < 0:
+            children[parents[i]] = i
+    for leaf in range(24, 29):
+        children[leaf] = -1
+    children[0] = 3
+    children[9] = 12  # the SMPL layer points spine3 at the neck
+    return children
+
+
+def _rodrigues(axis_unit, cos, sin):
+    x, y, z = axis_unit.unbind(-1)
+    zero = torch.zeros_like(x)
+    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
+    eye = torch.eye(3, dtype=axis_unit.dtype).expand_as(K)
+    return eye + sin[..., None, None] * K + (1 - cos)[..., None, None] * K @ K
+
+
+def _hybrik_reference_ik(joints, phis, rest):
+    """joints (B,29,3), phis (B,23,2), rest (B,29,3) -> (B,24,3,3)."""
+    parents, children = H.PARENTS_29, _hybrik_children()
+    rel_rest = rest.clone()
+    rel_rest[:, 1:] = rest[:, 1:] - rest[:, list(parents[1:])]
+    rel_pred = joints.clone()
+    rel_pred[:, 1:] = joints[:, 1:] - joints[:, list(parents[1:])]
+    final = joints - joints[:, :1] + rel_rest[:, :1]
+    phis = phis / (phis.norm(dim=-1, keepdim=True) + 1e-8)
+    # pelvis: SVD of rest vs predicted offsets of its children [3, 1, 2], determinant corrected
+    kids = [3, 1, 2]
+    S = rel_rest[:, kids].transpose(1, 2) @ rel_pred[:, kids]
+    U, _, Vh = torch.linalg.svd(S)
+    V = Vh.transpose(1, 2)
+    one = torch.ones_like(S[:, 0, 0])
+    D = torch.diag_embed(torch.stack([one, one, torch.det(V @ U.transpose(1, 2))], -1))
+    root = V @ D @ U.transpose(1, 2)
+    chain, local, rotated = {0: root}, {0: root}, {0: rel_rest[:, 0]}
+    for i in range(1, 24):
+        p, c = parents[i], children[i]
+        rotated[i] = rotated[p] + (chain[p] @ rel_rest[:, i, :, None])[..., 0]
+        aim = final[:, c] - rotated[i]
+        length = rel_rest[:, c].norm(dim=-1, keepdim=True)
+        bone = rel_pred[:, c] * length / rel_pred[:, c].norm(dim=-1, keepdim=True)
+        far = (aim - bone).norm(dim=-1) > 15 / 1000
+        aim = torch.where(far[:, None], bone, aim)
+        aim = (chain[p].transpose(1, 2) @ aim[..., None])[..., 0]
+        r = rel_rest[:, c]
+        axis = torch.cross(r, aim, dim=-1)
+        nr, na = r.norm(dim=-1), aim.norm(dim=-1)
+        cos = (r * aim).sum(-1) / (nr * na + 1e-8)
+        sin = axis.norm(dim=-1) / (nr * na + 1e-8)
+        swing = _rodrigues(axis / (axis.norm(dim=-1, keepdim=True) + 1e-8), cos, sin)
+        twist = _rodrigues(r / nr[:, None], phis[:, i - 1, 0], phis[:, i - 1, 1])
+        local[i] = swing @ twist
+        chain[i] = chain[p] @ local[i]
+    return torch.stack([local[i] for i in range(24)], 1)
+
+
+@pytest.mark.parametrize("noise_m", [0.0, 0.005, 0.01, 0.02])
+def test_ik_equals_hybrik_test_time_ik(hb, noise_m):
+    """Consistent joints (noise 0) and noisy ones (0.5-2 cm, where the 15-mm fallback switches bones
+    over): the default IK equals the port of HybrIK's test-time IK."""
+    g = torch.Generator().manual_seed(12)
+    R, betas = plausible_poses(64, seed=11), torch.randn(64, 10, generator=g)
+    j, cs = H.split_features(hb.encode(R, betas))
+    jn = (j + noise_m * torch.randn(j.shape, generator=g)).double()
+    rest = hb.rest_joints(betas).double()
+    ours = H.inverse_kinematics(jn, cs.double(), rest)
+    ref = _hybrik_reference_ik(jn, cs.double(), rest)
+    # HybrIK guards its divisions with +1e-8 on products of vector lengths (up to ~1e-3 relative for the
+    # fake body's shortest bones under noise); everything else is the same computation
+    torch.testing.assert_close(ours, ref, atol=1e-3, rtol=0)
+    if noise_m >= 0.01:  # the variant that fits spine3 to its three children differs on noisy joints
+        other = H.inverse_kinematics(jn, cs.double(), rest, method="fit_spine3")
+        assert (other - ref).abs().amax() > 1e-2
+
+
+def test_ik_method_is_checked(hb):
+    with pytest.raises(ValueError, match="method must be one of"):
+        H.inverse_kinematics(torch.zeros(1, 29, 3), torch.ones(1, 23, 2), torch.zeros(1, 29, 3), method="x")

@@ -12,7 +12,6 @@ import scipy.sparse
 import torch
 from conftest import fake_smpl_arrays, fake_vertex_picks
 
-from fasthmr_lib.body import smpl as body_smpl
 from fasthmr_lib.body.smpl import (
     PELVIS_INDEX,
     BodyModelNotFound,
@@ -151,8 +150,9 @@ def _fake_chumpy_modules():
     return {"chumpy": root, "chumpy.ch": ch, "chumpy.reordering": reordering}
 
 
-def write_chumpy_smpl_pkl(path, monkeypatch, seed=0):
+def write_chumpy_smpl_pkl(path, monkeypatch, seed=0, shift=0.0):
     a = fake_smpl_arrays(seed)
+    a["v_template"] = a["v_template"] + shift
     mods = _fake_chumpy_modules()
     with monkeypatch.context() as m:
         for name, mod in mods.items():
@@ -187,24 +187,38 @@ def test_chumpy_pickle_converts_without_chumpy(make_smpl_dir, fake_smpl_dir, tmp
     arrays = read_smpl_pkl(d / "SMPL_NEUTRAL.pkl")
     for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f"):
         np.testing.assert_allclose(arrays[k], a[k], rtol=0, atol=1e-12, err_msg=k)
-    body = load_body_model(d)  # converts once to SMPL_NEUTRAL.npz next to the pickle
-    assert (d / "SMPL_NEUTRAL.npz").is_file()
+    monkeypatch.setenv("FASTHMR_CACHE", str(tmp_path / "cache"))
+    before = sorted(p.name for p in d.iterdir())
+    body = load_body_model(d)  # converts once, into the user's cache
+    assert sorted(p.name for p in d.iterdir()) == before  # nothing written into the user's folder
+    assert len(list((tmp_path / "cache" / "smpl").glob("*/SMPL_NEUTRAL.npz"))) == 1
     ref = load_body_model(fake_smpl_dir)  # same arrays written directly as .npz
     pose = random_pose(2, seed=5)
     torch.testing.assert_close(body(*pose)["joints44"], ref(*pose)["joints44"], atol=0, rtol=0)
     torch.testing.assert_close(body(*pose)["vertices"], ref(*pose)["vertices"], atol=0, rtol=0)
 
 
-def test_read_only_folder_converts_into_cache(make_smpl_dir, tmp_path, monkeypatch):
-    d = make_smpl_dir(tmp_path / "ro")
-    (d / "SMPL_NEUTRAL.npz").unlink()
-    write_chumpy_smpl_pkl(d / "SMPL_NEUTRAL.pkl", monkeypatch)
-    monkeypatch.setenv("FASTHMR_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(body_smpl.os, "access", lambda p, mode: False)  # tests may run as root
-    body = load_body_model(d)
-    assert not (d / "SMPL_NEUTRAL.npz").exists()
-    cached = list((tmp_path / "data" / "smpl_cache").glob("*/SMPL_NEUTRAL.npz"))
-    assert len(cached) == 1 and body.num_vertices == 6890
+def test_replaced_pickle_is_used_not_a_stale_conversion(make_smpl_dir, tmp_path, monkeypatch):
+    """A pickle replaced after a conversion (or beside an older .npz) is the model that loads."""
+    import os
+
+    d = make_smpl_dir(tmp_path / "user")
+    monkeypatch.setenv("FASTHMR_CACHE", str(tmp_path / "cache"))
+    old_npz = d / "SMPL_NEUTRAL.npz"  # an older .npz (e.g. left by an earlier converter)
+    os.utime(old_npz, ns=(1_000_000_000, 1_000_000_000))
+    a = write_chumpy_smpl_pkl(d / "SMPL_NEUTRAL.pkl", monkeypatch, seed=0)
+    first = load_body_model(d).v_template.clone()
+    np.testing.assert_allclose(first.numpy(), a["v_template"], atol=1e-6)
+    # the user replaces the pickle: the template moves by 1 m
+    b = write_chumpy_smpl_pkl(d / "SMPL_NEUTRAL.pkl", monkeypatch, seed=0, shift=1.0)
+    second = load_body_model(d).v_template
+    np.testing.assert_allclose(second.numpy(), b["v_template"], atol=1e-6)
+    torch.testing.assert_close(second - first, torch.full_like(first, 1.0), atol=1e-5, rtol=0)
+    assert len(list((tmp_path / "cache" / "smpl").glob("*/SMPL_NEUTRAL.npz"))) == 2  # keyed by content
+    # a user-made .npz newer than the pickle wins
+    os.utime(d / "SMPL_NEUTRAL.pkl", ns=(2_000_000_000, 2_000_000_000))
+    os.utime(old_npz, ns=(3_000_000_000, 3_000_000_000))
+    torch.testing.assert_close(load_body_model(d).v_template, first, atol=1e-6, rtol=0)
 
 
 def test_pickle_with_foreign_globals_is_refused(tmp_path):

@@ -60,6 +60,10 @@ def test_manifest_columns_and_write_table(tmp_path):
     assert len(back) == 3 and "params" in back.columns and back.seed.iloc[0] == 3
     text = md.read_text()
     assert "params" not in text.splitlines()[0] and "Provenance" in text and man["git"] in text
+    from fasthmr_lib.paths import REPO_ROOT
+
+    inside = T.with_manifest(pd.DataFrame({"a": [1.0]}), man, "ours", REPO_ROOT / "results" / "m.json")
+    assert inside.manifest_file.iloc[0] == "results/m.json"  # repo-relative, the same on every machine
 
 
 def test_markdown_copy_is_narrow_with_units(tmp_path):

@@ -202,3 +202,35 @@ def test_mask_tome_assembly_and_roundtrip(tiny_model, fake_body, tmp_path):
     torch.testing.assert_close(res2["rotmat"], res["rotmat"], rtol=0, atol=0)
     with pytest.raises(ValueError, match="already has token merging"):
         FastHMR.from_parts(fm.hmr)
+
+
+def test_int8_cpu_switch(tiny_model, tiny_decoder, fake_body, tmp_path):
+    """FastHMR(int8=True): the backbone's linear layers run in dynamic int8, the outputs stay close to the
+    float model's, person tokens are still never merged, the merge schedule is unchanged, the float
+    model is not touched, and an int8 model is loaded from the float artefact rather than saved."""
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    from fasthmr_lib.merging import patch
+    from fasthmr_lib.merging.trace import merge_trace
+
+    cfg = patch.MaskToMeConfig(layers=2, per_layer=40, min_tokens=112)
+    fp = FastHMR.from_parts(tiny_model, mask_tome=cfg, decoder=tiny_decoder)
+    q = FastHMR.from_parts(tiny_model, mask_tome=cfg, decoder=tiny_decoder, int8=True)
+    assert isinstance(q.hmr.backbone.blocks[0].attn.qkv, QLinear) and q.describe()["int8"]
+    assert isinstance(fp.hmr.backbone.blocks[0].attn.qkv, torch.nn.Linear)  # float model untouched
+    assert not isinstance(q.hmr.head.decpose, QLinear)  # the head stays float
+    img = torch.randn(3, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(3, 256, 256)
+    mask[:, 40:220, 80:180] = 1
+    with torch.no_grad():
+        a, b = fp(img, person_mask=mask), q(img, person_mask=mask)
+    assert a["tokens_per_block"] == b["tokens_per_block"] == [152, 112, 112, 112]
+    dev = (a["joints3d"] - b["joints3d"]).abs().max().item()
+    assert 0 < dev < 0.05, dev  # lossy, but metres-scale outputs stay within centimetres
+    tr = merge_trace(q.hmr, img[:1], mask[:1], cfg)
+    assert torch.all(tr.sizes[-1][tr.person] == 1)  # person tokens never merged in int8 either
+    with pytest.raises(ValueError, match="int8 model is not saved"):
+        q.save(tmp_path / "q")
+    back = FastHMR.load(fp.save(tmp_path / "f"), smpl=fake_body, int8=True)
+    with torch.no_grad():
+        torch.testing.assert_close(back(img, person_mask=mask)["joints3d"], b["joints3d"], atol=1e-5, rtol=0)

@@ -262,3 +262,56 @@ def test_hmr2_preset_has_the_released_key_set_sizes():
                                    "attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias",
                                    "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias")
     }  # fmt: skip
+
+
+def test_release_layout_detected_before_any_full_read(tmp_path, fake_body, monkeypatch):
+    """The release file (config objects in hyper_parameters) is read once, memory-mapped, with the
+    restricted unpickler: the layout comes from the pickle alone, not from a failed weights_only read."""
+    from fasthmr_lib.models import checkpoints as C
+
+    ref = reference(get_preset("tiny"), fake_body)
+    ckpt, _ = write_4dhumans(tmp_path, ref, monkeypatch)
+    assert C._foreign_globals(ckpt) == ["yacs.config.CfgNode"]
+    calls = []
+    real_load = torch.load
+
+    def counting_load(*args, **kw):
+        calls.append({k: kw.get(k) for k in ("weights_only", "mmap")})
+        return real_load(*args, **kw)
+
+    monkeypatch.setattr(C.torch, "load", counting_load)
+    load_4dhumans(ckpt, cfg="tiny", smpl=fake_body)
+    assert calls == [{"weights_only": False, "mmap": True}]
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": released_state_dict(ref)}, plain)  # tensors only: torch's safe loader
+    calls.clear()
+    raw = C._torch_load(plain, "a test file")
+    assert calls == [{"weights_only": True, "mmap": True}] and "state_dict" in raw
+
+
+def test_damaged_tensor_bytes_are_refused_by_name(tmp_path, fake_body, monkeypatch):
+    """A file whose tensor bytes changed (here: NaN written into one weight) stops loading and names
+    the tensor, in the file's own key names, instead of giving NaN outputs."""
+    ref = reference(get_preset("tiny"), fake_body)
+    with torch.no_grad():
+        ref.head.decpose.weight[0, 0] = float("nan")
+    ckpt, _ = write_4dhumans(tmp_path, ref, monkeypatch)
+    with pytest.raises(CheckpointError, match=r"'smpl_head\.decpose\.weight' holds NaN or Inf"):
+        load_4dhumans(ckpt, cfg="tiny", smpl=fake_body)
+    out = tmp_path / "ours"
+    save_checkpoint(ref, out)
+    with pytest.raises(CheckpointError, match="decpose.weight' holds NaN"):
+        load_checkpoint(out, smpl=fake_body)
+
+
+def test_messages_name_missing_and_unexpected_keys_the_same_way(tmp_path, fake_body, monkeypatch):
+    ref = reference(get_preset("tiny"), fake_body)
+    ckpt, _ = write_4dhumans(tmp_path, ref, monkeypatch)
+    raw = torch.load(ckpt, weights_only=False, map_location="cpu", pickle_module=_plain_pickle_with_stub())
+    raw["state_dict"]["smpl_head.init_camera"] = raw["state_dict"].pop("smpl_head.init_cam")
+    del raw["hyper_parameters"]  # its stand-in config object cannot be pickled again
+    torch.save(raw, ckpt)
+    with pytest.raises(CheckpointError) as e:
+        load_4dhumans(ckpt, cfg="tiny", smpl=fake_body)
+    msg = str(e.value)
+    assert "'smpl_head.init_cam'" in msg and "'smpl_head.init_camera'" in msg and "'head.init_cam'" not in msg

@@ -9,7 +9,8 @@ A body-model folder holds (real SMPL or the embedded model built by ``data_prep/
 
 * ``SMPL_NEUTRAL.npz`` (keys ``v_template`` (V,3), ``shapedirs`` (V,3,10), ``posedirs`` (V,3,207),
   ``J_regressor`` (24,V), ``weights`` (V,24), ``kintree_table`` (2,24), ``f`` (F,3)) — or the official
-  ``SMPL_NEUTRAL.pkl`` (chumpy objects inside), converted once to ``.npz`` by :func:`convert_smpl_pkl`;
+  ``SMPL_NEUTRAL.pkl`` (chumpy objects inside), converted once to ``.npz`` in the user's cache by
+  :func:`convert_smpl_pkl` (the newest of the files present is used);
   ``basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl`` / ``basicModel_neutral_lbs_10_207_0_v1.0.0.pkl`` are
   accepted under their download names too (``m`` / ``f`` for male / female);
 * ``SMPL_to_J19.pkl`` (a pickled (19, V) numpy array, latin1) or ``SMPL_to_J19.npy``; for a real SMPL folder
@@ -25,7 +26,6 @@ A body-model folder holds (real SMPL or the embedded model built by ``data_prep/
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -276,7 +276,7 @@ def read_smpl_pkl(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _cache_root() -> Path:
-    return paths.data_dir() / "smpl_cache"
+    return paths.cache_dir() / "smpl"
 
 
 def _gender_from_name(name: str) -> str:
@@ -292,20 +292,18 @@ def convert_smpl_pkl(
 ) -> Path:
     """Convert an official SMPL ``.pkl`` once to ``SMPL_<GENDER>.npz`` (no chumpy needed).
 
-    Written next to the pickle, or — when that folder is read-only — under
-    ``<data>/smpl_cache/<sha1 of the pickle>/``. An existing, newer ``.npz`` is reused."""
-    from ..io import atomic_path  # local import keeps body/ light
+    By default the ``.npz`` goes to the user's cache, ``<cache>/smpl/<sha256 of the pickle>/`` (see
+    ``paths.cache_dir``), never into the user's folder; keyed by the pickle's bytes, so a replaced
+    pickle is converted again and an unchanged one is converted only once."""
+    from ..io import atomic_path, sha256_file  # local import keeps body/ light
 
     pkl_path = Path(pkl_path)
     if out_path is None:
         out_name = f"SMPL_{(gender or _gender_from_name(pkl_path.name)).upper()}.npz"
-        out_path = pkl_path.parent / out_name
-        if not os.access(pkl_path.parent, os.W_OK):
-            digest = hashlib.sha1(pkl_path.read_bytes()).hexdigest()[:16]
-            out_path = _cache_root() / digest / out_name
+        out_path = _cache_root() / sha256_file(pkl_path)[:24] / out_name
+        if out_path.is_file():
+            return out_path
     out_path = Path(out_path)
-    if out_path.is_file() and out_path.stat().st_mtime >= pkl_path.stat().st_mtime:
-        return out_path
     arrays = read_smpl_pkl(pkl_path)
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as fh:
@@ -314,13 +312,16 @@ def convert_smpl_pkl(
 
 
 def _find_model_file(folder: Path, gender: str) -> Path:
-    for cand in _model_candidates(folder, gender):
-        if not cand.is_file():
-            continue
-        if cand.suffix == ".npz":
-            return cand
-        return convert_smpl_pkl(cand, gender=gender)  # once; reused afterwards
-    raise BodyModelNotFound(_missing_model_message(folder, gender, f"No SMPL_{gender.upper()}.npz or .pkl"))
+    """The folder's model file of ``gender``: of the candidates present (``SMPL_<G>.npz``, ``.pkl``, the
+    release's ``basicmodel_*`` names) the most recently modified wins, so a pickle replaced after an
+    ``.npz`` was made is the one used; pickles are converted through the cache."""
+    present = [c for c in _model_candidates(folder, gender) if c.is_file()]
+    if not present:
+        raise BodyModelNotFound(
+            _missing_model_message(folder, gender, f"No SMPL_{gender.upper()}.npz or .pkl")
+        )
+    newest = max(present, key=lambda c: c.stat().st_mtime_ns)  # ties: the earlier candidate (.npz)
+    return newest if newest.suffix == ".npz" else convert_smpl_pkl(newest, gender=gender)
 
 
 def load_smpl_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..io import repo_relative
 from . import paper_tables as PT
 from .markdown import MAX_MD_COLUMNS, md_header, write_table  # noqa: F401 (notebook 05 calls T.write_table)
 
@@ -174,7 +175,7 @@ def manifest_columns(
             f"{k} {v}" for k, v in vers.items() if k in ("torch", "numpy", "pandas", "smplx", "diffusers")
         ),
         "params": json.dumps(man.get("params", {}), default=str, sort_keys=True) if man else "",
-        "manifest_file": str(manifest_file) if manifest_file else "",
+        "manifest_file": str(repo_relative(str(manifest_file))) if manifest_file else "",
     }
 
 

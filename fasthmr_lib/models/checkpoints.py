@@ -22,10 +22,12 @@ imports nothing else.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import pickle
 import types
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,23 +89,56 @@ _SAFE = {
 }
 
 
+_TORCH_DTYPES = {"float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"}
+
+
+def _allowed_global(module: str, name: str) -> bool:
+    """Globals a tensor checkpoint needs (tensor rebuilders, sizes, dtypes, OrderedDict); anything else is
+    replaced by an inert stand-in by :class:`_RestrictedUnpickler`."""
+    if module.startswith(_TORCH_PREFIXES) and (name.startswith("_rebuild") or name == "Parameter"):
+        return True
+    if (module, name) in _SAFE or (module == "torch" and name.endswith(("dtype", "Storage"))):
+        return True
+    return module == "torch" and name in _TORCH_DTYPES
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith(_TORCH_PREFIXES) and (name.startswith("_rebuild") or name == "Parameter"):
-            return super().find_class(module, name)
-        if (module, name) in _SAFE or (module == "torch" and name.endswith(("dtype", "Storage"))):
-            return super().find_class(module, name)
-        if module == "torch" and name in {
-            "float32",
-            "float16",
-            "bfloat16",
-            "float64",
-            "int64",
-            "int32",
-            "bool",
-        }:
+        if _allowed_global(module, name):
             return super().find_class(module, name)
         return type(name, (_Inert,), {"source": f"{module}.{name}"})
+
+
+class _GlobalScan(pickle.Unpickler):
+    """Reads a checkpoint's pickle without its tensor data, recording the globals it names."""
+
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.foreign: list[str] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        if not _allowed_global(module, name):
+            self.foreign.append(f"{module}.{name}")
+        return type(name, (_Inert,), {})
+
+    def persistent_load(self, pid: Any) -> None:  # storages: not read
+        return None
+
+
+def _foreign_globals(path: Path) -> list[str] | None:
+    """Non-tensor globals in a zip-format torch checkpoint (e.g. yacs / OmegaConf config nodes in a
+    Lightning ``hyper_parameters``), found by reading only its ``data.pkl`` (kilobytes to megabytes, not
+    the tensor data). ``None`` when the file is not a zip-format checkpoint or cannot be scanned."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            member = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if member is None:
+                return None
+            scan = _GlobalScan(zf.read(member))
+        scan.load()
+    except Exception:  # not a zip, legacy format, odd pickle: the plain path below decides
+        return None
+    return scan.foreign
 
 
 _restricted_pickle = types.SimpleNamespace(
@@ -112,19 +147,28 @@ _restricted_pickle = types.SimpleNamespace(
 
 
 def _torch_load(path: Path, what: str) -> Any:
+    """Read a pickled checkpoint once: the layout is detected first from its pickle alone, then the file
+    is memory-mapped (zip format) with ``weights_only=True`` when it holds only tensors, else with the
+    restricted unpickler (config objects become inert stand-ins). A legacy (non-zip) file is tried with
+    ``weights_only=True`` and then the restricted unpickler."""
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
+    foreign = _foreign_globals(path)
+    mmap = foreign is not None  # zip format: map the tensor data instead of reading it into memory
+    if not foreign:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError:
+            pass  # objects beyond tensors: restricted unpickler below
+        except Exception as e:
+            raise CheckpointError(
+                f"{path}: cannot read {what} ({type(e).__name__}: {e}); the file is damaged, "
+                f"truncated or not a PyTorch checkpoint"
+            ) from e
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass  # objects beyond tensors (config nodes in hyper_parameters): restricted unpickler below
-    except Exception as e:
-        raise CheckpointError(
-            f"{path}: cannot read {what} ({type(e).__name__}: {e}); the file is damaged, "
-            f"truncated or not a PyTorch checkpoint"
-        ) from e
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
+        return torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle, mmap=mmap
+        )
     except Exception as e:
         raise CheckpointError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from e
 
@@ -144,11 +188,21 @@ def _state_dict_of(raw: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
 # mapping a state dict onto HMR (all-or-nothing)
 
 
+def _file_key(k: str) -> str:
+    """Model key -> the release's key (``head.*`` is ``smpl_head.*`` in the files)."""
+    return "smpl_head." + k[5:] if k.startswith("head.") else k
+
+
 def _map_to_model(
     model: HMR, sd: Mapping[str, torch.Tensor], path: Path, what: str, ignored: tuple[str, ...], strict: bool
 ) -> dict:
     prefix_map = {"backbone.": "backbone.", "smpl_head.": "head."}
-    target = {k: v for k, v in model.state_dict().items() if not k.startswith("smpl.")}
+    # shapes and dtypes only: holding the model's own tensors here would keep them alive after assignment
+    target = {
+        k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+        for k, v in model.state_dict().items()
+        if not k.startswith("smpl.")
+    }
     mapped, ignored_keys, unexpected = {}, [], []
     for k, v in sd.items():
         src = next((p for p in prefix_map if k.startswith(p)), None)
@@ -161,15 +215,14 @@ def _map_to_model(
     if not any(k.startswith("backbone.") for k in mapped) or not any(k.startswith("head.") for k in mapped):
         raise CheckpointError(f"{path}: no 'backbone.*' / 'smpl_head.*' weights: not {what}")
     extra = sorted(k for k in mapped if k not in target)
-    unexpected = sorted(unexpected) + [
-        k.replace("head.", "smpl_head.", 1) if k.startswith("head.") else k for k in extra
-    ]
-    missing = sorted(k for k in target if k not in mapped)
+    unexpected = sorted(unexpected) + [_file_key(k) for k in extra]
+    missing = sorted(_file_key(k) for k in target if k not in mapped)  # named as in the file, like the rest
     shape_bad = sorted(
-        f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+        f"{_file_key(k)}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
         for k, v in mapped.items()
         if k in target and tuple(v.shape) != tuple(target[k].shape)
     )
+
     problems = []
     if shape_bad:
         problems.append(f"shape mismatches ({len(shape_bad)}): {shape_bad[:8]}")
@@ -188,8 +241,21 @@ def _map_to_model(
             f"{path}: does not match the model config {model.cfg.name!r} for {what}{hint}; "
             "nothing was loaded. " + "; ".join(problems)
         )
+    # assign: the model takes the loaded tensors themselves (memory-mapped for zip-format files, so a
+    # checkpoint is resident once, not twice); dtypes follow the model
     with torch.no_grad():
-        model.load_state_dict({k: v for k, v in mapped.items() if k in target}, strict=False)
+        sd = {
+            k: (v if v.dtype == target[k].dtype else v.to(target[k].dtype))
+            for k, v in mapped.items()
+            if k in target
+        }
+        model.load_state_dict(sd, strict=False, assign=True)
+    bad = next((k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:  # the model is discarded with the error, never returned half-checked
+        raise CheckpointError(
+            f"{path}: tensor {_file_key(bad)!r} holds NaN or Inf values: the file is damaged "
+            "(its bytes changed); nothing was loaded"
+        )
     return {
         "file": str(path),
         "format": what,
