@@ -1,0 +1,65 @@
+"""Figures of the diffusion decoder (notebook 04): its training curves and, per test clip, the per-frame
+error over time of the per-frame head next to the decoder (jitter vs smoothness vs offset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _save(fig: Any, path: str | Path | None) -> None:
+    if path is None:
+        return
+    from ..io import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=90, format=Path(path).suffix.lstrip(".") or "png")
+
+
+def plot_training_curves(curves: pd.DataFrame, path: str | Path | None = None, window: int = 25) -> Any:
+    """``curves``: rows step, loss, stage (one stage per panel, e.g. "VAE", "denoiser"). Draws each loss
+    (log scale) with its moving average over ``window`` steps. Returns the matplotlib Figure."""
+    from matplotlib.figure import Figure
+
+    stages = list(dict.fromkeys(curves["stage"]))
+    fig = Figure(figsize=(4.2 * len(stages), 3.0))
+    axes = fig.subplots(1, len(stages), squeeze=False)[0]
+    for ax, stage in zip(axes, stages):
+        c = curves[curves["stage"] == stage]
+        ax.plot(c["step"], c["loss"], lw=0.6, alpha=0.35, color="tab:blue")
+        ax.plot(c["step"], c["loss"].rolling(window, min_periods=1).mean(), lw=1.6, color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"{stage} ({len(c)} steps)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def plot_error_over_time(
+    per_frame: pd.DataFrame, clips: list[str], metric: str = "mpjpe", path: str | Path | None = None
+) -> Any:
+    """``per_frame``: rows clip_id, frame, method, ``metric`` (mm), as ``diffusion.decoder.evaluate_poses``
+    returns them. One panel per clip in ``clips``: the metric per frame for every method. Per-frame jitter
+    shows as a ragged line, a smooth but offset decoder as a smooth line above or below."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(clips), 3.0))
+    axes = fig.subplots(1, len(clips), squeeze=False)[0]
+    for ax, cid in zip(axes, clips):
+        c = per_frame[per_frame["clip_id"] == cid]
+        for method, g in c.groupby("method", sort=False):
+            ax.plot(g["frame"], g[metric], lw=1.2, label=f"{method} (mean {np.nanmean(g[metric]):.0f})")
+        ax.set_xlabel("frame")
+        ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
+        ax.set_title(cid, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
