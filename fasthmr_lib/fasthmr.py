@@ -160,9 +160,9 @@ class FastHMR(nn.Module):
 
         if not isinstance(baseline, HMR):
             raise TypeError(f"baseline must be an HMR model, got {type(baseline).__name__}")
-        if baseline.make_token_state is not None:
+        if baseline.token_merging is not None:
             raise ValueError(
-                "baseline already has token merging installed (make_token_state is set); pass the unpatched "
+                "baseline already has token merging installed (token_merging is set); pass the unpatched "
                 "model and give the settings as mask_tome=MaskToMeConfig(...)"
             )
         depth = len(baseline.backbone.blocks)

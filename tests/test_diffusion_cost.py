@@ -9,7 +9,7 @@ from fasthmr_lib import diffusion
 from fasthmr_lib.diffusion import cost
 from fasthmr_lib.diffusion.denoiser import LatentDenoiser
 from fasthmr_lib.diffusion.vae import MotionVAE
-from fasthmr_lib.eval.profile import count_macs
+from fasthmr_lib.macs import count_macs
 
 
 def test_decoder_cost_counts_denoiser_and_vae_decoder_only():

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import roma
 import torch
 
 from fasthmr_lib.eval import metrics as M
@@ -118,3 +119,18 @@ def test_orientation_error_degrees():
     assert isinstance(out, np.ndarray) and np.allclose(out, 90.0, atol=1e-3)
     with pytest.raises(ValueError, match=r"must be \(\.\.\., 3, 3\)"):
         M.orientation_error(g[:, :2], g[:, :2])
+
+
+def test_evaluate_poses_zero_for_gt_and_pa_invariant(fake_body):
+    g = torch.Generator().manual_seed(0)
+    pose = torch.randn(6, 72, generator=g) * 0.3
+    betas = torch.randn(6, 10, generator=g)
+    gt = {"c": {"pose": pose, "betas": betas}}
+    R = roma.rotvec_to_rotmat(pose.reshape(6, 24, 3))
+    df = M.evaluate_poses(fake_body, {"c": {"rotmat": R, "betas": betas}}, gt, method="gt")
+    assert len(df) == 6 and df["method"].eq("gt").all() and np.isnan(df["accel"].iloc[[0, -1]]).all()
+    assert df[["mpjpe", "pa_mpjpe", "pve"]].abs().max().max() < 1e-3 and df["accel"].abs().max() < 1e-3
+    R2 = R.clone()
+    R2[:, 0] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.4, 0.0])) @ R[:, 0]  # a global rotation
+    df2 = M.evaluate_poses(fake_body, {"c": {"rotmat": R2, "betas": betas}}, gt, protocol="emdb24")
+    assert df2["mpjpe"].min() > 1.0 and df2["pa_mpjpe"].max() < 1e-2

@@ -6,6 +6,7 @@ from torch import nn
 
 from fasthmr_lib.config import get_preset
 from fasthmr_lib.eval import profile as P
+from fasthmr_lib.merging.mask_tome import MaskToMeConfig
 
 
 def _head_linear_macs(h, M):
@@ -55,8 +56,8 @@ def test_truncate_and_shallow_clone_share_weights():
     P.truncate_depth(clone, 2)
     assert len(base.backbone.blocks) == 4 and len(clone.backbone.blocks) == 2
     assert clone.backbone.blocks[0].attn.qkv.weight is base.backbone.blocks[0].attn.qkv.weight
-    clone.backbone.blocks[0].token_merge = lambda x, m, s: x
-    assert base.backbone.blocks[0].token_merge is None
+    clone.token_merging = MaskToMeConfig()
+    assert base.token_merging is None
     with pytest.raises(ValueError, match="depth must be in 1..4"):
         P.truncate_depth(P.build_bench_model("tiny"), 9)
 

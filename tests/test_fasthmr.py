@@ -190,7 +190,7 @@ def test_mask_tome_assembly_and_roundtrip(tiny_model, fake_body, tmp_path):
     patch = pytest.importorskip("fasthmr_lib.merging.patch", reason="Mask-ToMe module not present yet")
     cfg = patch.MaskToMeConfig(layers=2, per_layer=40, min_tokens=112)
     fm = FastHMR.from_parts(tiny_model, windows=[(2, 3)], mask_tome=cfg)
-    assert tiny_model.make_token_state is None  # baseline untouched
+    assert tiny_model.token_merging is None  # baseline untouched
     frames, boxes, masks = _video(T=3)
     with pytest.raises(ValueError, match="masks"):
         fm.predict(frames, boxes)

@@ -124,29 +124,24 @@ def test_save_reload_windows_gives_identical_outputs(tmp_path):
         eclm.load_windows(tmp_path / "bad.json")
 
 
-def test_hmr_model_and_token_merge_patch_survive(tiny_model):
-    """HMR (`.backbone.blocks`): deepcopy keeps make_token_state and block.token_merge hooks."""
-
-    def fake_merge(x, metric, state):
-        return x
-
-    def fake_state(mask, b):
-        return None
+def test_hmr_model_and_token_merging_setting_survive(tiny_model):
+    """HMR (`.backbone.blocks`): the merged copy keeps the model's token_merging setting, and merging
+    runs on the merged depth (block positions of the new model)."""
+    from fasthmr_lib.merging import patch
+    from fasthmr_lib.merging.mask_tome import MaskToMeConfig
 
     m = tiny_model
-    m.backbone.blocks[0].token_merge = fake_merge
-    m.backbone.blocks[1].token_merge = fake_merge
-    m.make_token_state = fake_state
+    cfg = MaskToMeConfig(use_mask=False, layers=2, per_layer=40, min_tokens=90)
+    patch.apply(m, cfg)
     before = sd(m)
     new = eclm.apply_windows(m, [(1, 3)], "paper")
     assert len(new.backbone.blocks) == 2 and len(m.backbone.blocks) == 4
-    assert new.make_token_state is fake_state
-    assert new.backbone.blocks[0].token_merge is fake_merge
-    assert new.backbone.blocks[1].token_merge is fake_merge  # merged block inherits block lo's hook
+    assert new.token_merging == cfg
     assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
     with torch.no_grad():
         out = new(torch.randn(1, 3, 256, 256))
     assert out["joints3d"].shape == (1, 44, 3)
+    assert out["tokens_per_block"] == [152, 112]
 
 
 # --------------------------------------------------------------------------- Algorithm 1

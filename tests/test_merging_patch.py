@@ -36,7 +36,7 @@ def test_tokens_per_block_and_person_tokens_never_merged(tiny_model):
     img, mask = _inputs()
     cfg = MaskToMeConfig(layers=3, per_layer=40, min_tokens=90, trace_source=True, shortfall="clamp")
     patch.apply(tiny_model, cfg)
-    state = tiny_model.make_token_state(mask, 2)
+    state = tiny_model.token_state(mask, 2)
     person = state.protected.clone()
     with torch.no_grad():
         tok = tiny_model.backbone.forward_tokens(img[:, :, :, 32:-32], state)
@@ -89,7 +89,7 @@ def test_proportional_attention_equals_duplicated_tokens():
 def test_restore_grid_and_group_ids(tiny_model):
     img, mask = _inputs()
     patch.apply(tiny_model, MaskToMeConfig(trace_source=True))
-    state = tiny_model.make_token_state(mask, 2)
+    state = tiny_model.token_state(mask, 2)
     with torch.no_grad():
         tiny_model.backbone.forward_tokens(img[:, :, :, 32:-32], state)
     grid = patch.restore_grid(state.size[..., 0], state.source)

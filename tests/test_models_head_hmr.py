@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fasthmr_lib.config import get_preset
+from fasthmr_lib.merging.mask_tome import MaskToMeConfig
 from fasthmr_lib.merging.state import TokenState
 from fasthmr_lib.models.head import CrossAttention, SMPLHead, rot6d_to_rotmat
 from fasthmr_lib.models.hmr import (
@@ -157,19 +158,23 @@ def test_head_starts_from_the_mean_parameters(fake_body):
     torch.testing.assert_close(out["cam"], torch.as_tensor(mp["cam"]).expand(3, -1))
 
 
-def test_token_state_hook_reports_tokens_per_block(tiny_model):
-    calls = []
-
-    def make_state(mask, batch_size):
-        calls.append((mask, batch_size))
-        return TokenState()
-
-    tiny_model.make_token_state = make_state
-    mask = torch.ones(2, 256, 256)
+def test_token_merging_setting_builds_one_state_per_forward(tiny_model):
+    """``token_merging`` set -> forward builds a TokenState from it and the mask, reports the counts;
+    forward_features + forward_head is the same computation as forward."""
+    tiny_model.token_merging = MaskToMeConfig(layers=1, per_layer=40, min_tokens=90)
+    mask = torch.zeros(2, 256, 256)
+    mask[:, 64:192, 96:160] = 1
+    img = torch.randn(2, 3, 256, 256)
     with torch.no_grad():
-        out = tiny_model(torch.randn(2, 3, 256, 256), person_mask=mask)
-    assert calls[0][0] is mask and calls[0][1] == 2
-    assert out["tokens_per_block"] == [192] * 4
+        out = tiny_model(img, person_mask=mask)
+        tokens, state = tiny_model.forward_features(img, mask)
+        head = tiny_model.forward_head(tokens, state)
+    assert out["tokens_per_block"] == [152] * 4 == state.tokens_per_block
+    assert state.merging is tiny_model.token_merging and state.protected.shape == (2, 152)
+    torch.testing.assert_close(head["token"], out["head_token"])
+    torch.testing.assert_close(head["cam_t"], out["cam_t"])
+    with pytest.raises(ValueError, match="needs person_mask"):
+        tiny_model(img)
 
 
 def test_cross_attention_log_size_bias_equals_duplicated_tokens():
@@ -188,16 +193,20 @@ def test_cross_attention_log_size_bias_equals_duplicated_tokens():
 def test_head_size_bias_is_used_only_when_enabled(tiny_model):
     size = torch.ones(1, 192, 1)
     size[:, :50] = 3.0
-    tiny_model.make_token_state = lambda mask, B: TokenState(size=size.expand(B, -1, -1))
     img = torch.randn(1, 3, 256, 256)
-    with torch.no_grad():
-        plain = tiny_model(img)["head_token"]
-        tiny_model.head_size_bias = True
-        biased = tiny_model(img)["head_token"]
-    assert not torch.allclose(plain, biased)
-    with torch.no_grad():  # sizes all 1 -> log 1 = 0 -> no change
-        tiny_model.make_token_state = lambda mask, B: TokenState(size=torch.ones(B, 192, 1))
-        torch.testing.assert_close(tiny_model(img)["head_token"], plain)
+    off = MaskToMeConfig(per_layer=0, use_mask=False)
+    on = MaskToMeConfig(per_layer=0, use_mask=False, head_size_bias=True)
+
+    def head_token(cfg, sizes):
+        with torch.no_grad():
+            tokens, state = tiny_model.forward_features(img, state=TokenState(merging=cfg))
+            state.size = sizes  # as if merged
+            return tiny_model.forward_head(tokens, state)["token"]
+
+    plain = head_token(off, size)
+    assert not torch.allclose(plain, head_token(on, size))
+    # sizes all 1 -> log 1 = 0 -> no change
+    torch.testing.assert_close(head_token(on, torch.ones(1, 192, 1)), plain)
 
 
 def test_bbox_conditioned_head_needs_and_uses_bbox_info(fake_body):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fasthmr_lib.config import PRESETS, get_preset
+from fasthmr_lib.merging.mask_tome import MaskToMeConfig, mask_tome_step
 from fasthmr_lib.merging.state import TokenState
 from fasthmr_lib.models.vit import ViT
 
@@ -29,23 +30,30 @@ def test_small_presets_keep_192_tokens(name):
     assert vit(x).shape == (2, cfg.embed_dim, 16, 12)
 
 
-def test_token_merge_hook_runs_between_attention_and_mlp():
+def test_merge_step_runs_between_attention_and_mlp():
+    """The block merges after attention: block 0's MLP already sees the merged count, and the merged
+    tokens equal the hand-run sequence attention -> merge step -> MLP."""
     cfg = get_preset("tiny").vit
     torch.manual_seed(0)
     vit = ViT(cfg).eval()
-    seen = []
-
-    def drop_last_half(x, metric, state):
-        seen.append((x.shape[1], metric.shape))
-        return x[:, : x.shape[1] // 2]
-
-    vit.blocks[0].token_merge = drop_last_half
     x = torch.randn(1, 3, 256, 192)
-    state = TokenState()
-    out = vit.forward_tokens(x, state)
-    assert seen[0][0] == 192 and seen[0][1][1] == 192
-    assert out.shape[1] == 96
-    assert state.tokens_per_block == [96] + [96] * (cfg.depth - 1)
+    merging = MaskToMeConfig(use_mask=False, schedule="constant", r=96)
+    state = TokenState(merging=merging)
+    with torch.no_grad():
+        out = vit.forward_tokens(x, state)
+        t = vit.patch_embed(x) + vit.pos_embed[:, 1:] + vit.pos_embed[:, :1]
+        blk = vit.blocks[0]
+        h, metric = blk.attn(blk.norm1(t))
+        ref_state = TokenState(merging=merging)
+        t = mask_tome_step(t + h, metric, ref_state, 96)
+        t = t + blk.mlp(blk.norm2(t))
+    assert out.shape[1] == 12  # 192 -> 96 -> 48 -> 24 -> 12
+    assert state.tokens_per_block == [96, 48, 24, 12]
+    with torch.no_grad():
+        first = vit.blocks[0](
+            vit.patch_embed(x) + vit.pos_embed[:, 1:] + vit.pos_embed[:, :1], TokenState(merging=merging)
+        )
+    torch.testing.assert_close(first, t)
 
 
 def test_unknown_preset_names_the_choices():

@@ -28,7 +28,7 @@ def test_merge_trace_records_groups_sizes_attention(tiny_model):
     # person patches are never grouped with others (budget allows it here)
     assert torch.all(tr.sizes[-1][tr.person] == 1)
     torch.testing.assert_close(tr.head_attention.sum(), torch.tensor(1.0))
-    assert getattr(tiny_model, "mask_tome_cfg", None) is None  # left unpatched, as found
+    assert tiny_model.token_merging is None  # left unpatched, as found
 
 
 def test_trace_figure_explorer_and_static_copies(tiny_model, tmp_path):

@@ -462,6 +462,19 @@ class SMPLBody(smplx.SMPLLayer):
         return self.forward(R[:, :1], R[:, 1:], betas, transl)
 
 
+def load_mean_params(path: str | Path) -> dict[str, np.ndarray]:
+    """Read ``SMPL_mean_params.npz`` / ``smpl_mean_params.npz``: ``pose`` (144,) 6D, ``shape`` (10,),
+    ``cam`` (3,). Raises ``ValueError`` naming the file and the missing key."""
+    path = Path(path)
+    with np.load(path) as z:
+        out = {}
+        for key in ("pose", "shape", "cam"):
+            if key not in z.files:
+                raise ValueError(f"{path}: mean-parameter file lacks key {key!r} (expected pose/shape/cam)")
+            out[key] = np.asarray(z[key], np.float32).reshape(-1)
+    return out
+
+
 def load_body_model(
     smpl_dir: str | os.PathLike | None = None, gender: str = "neutral", device: str | torch.device = "cpu"
 ) -> SMPLBody:
@@ -474,8 +487,6 @@ def load_body_model(
     mp_path = _find_mean_params(folder)
     mean_params = None
     if mp_path is not None:
-        from ..models.head import load_mean_params
-
         mean_params = load_mean_params(mp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

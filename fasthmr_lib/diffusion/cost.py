@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..body.hybrik import FeatureStats, HybrIKBody
+from ..macs import count_macs
 from .decoder import DiffusionDecoder
 from .denoiser import LatentDenoiser
 from .vae import MotionVAE
@@ -94,13 +95,11 @@ class _DecoderCore(nn.Module):
 def decoder_cost(preset: str = "paper") -> dict[str, Any]:
     """Parameters and MACs of the deployed decoder (denoiser + VAE decoder; the VAE encoder is only used in
     training): ``params`` {denoiser, vae_decoder, total}, ``macs_per_window`` / ``macs_per_frame``
-    {all, linear_conv} (the conventions of :func:`fasthmr_lib.eval.profile.count_macs`), ``num_frames``.
+    {all, linear_conv} (the conventions of :func:`fasthmr_lib.macs.count_macs`), ``num_frames``.
     Counted on the ``meta`` device (no memory, no compute). Note: counting a real CPU/CUDA model in eval
     mode undercounts, because ``nn.TransformerEncoderLayer`` then runs a fused fast path
     (``aten._transformer_encoder_layer_fwd``) that ``FlopCounterMode`` does not attribute; meta tensors
     take the regular path."""
-    from ..eval.profile import count_macs
-
     with torch.device("meta"):
         vae, den = MotionVAE(preset).eval(), LatentDenoiser(preset).eval()
     p_den = sum(p.numel() for p in den.parameters())

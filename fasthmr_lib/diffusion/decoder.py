@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import roma
 import torch
 from torch import Tensor, nn
@@ -308,61 +306,3 @@ def _cat(outs: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     if not outs:
         return {}
     return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
-
-
-# ----------------------------------------------------------------------------------------------------
-# evaluation adapter (sequences of SMPL θ against ground truth, eval.metrics conventions)
-
-
-@torch.no_grad()
-def evaluate_poses(
-    smpl: nn.Module,
-    pred: dict[str, dict[str, Tensor]],
-    gt: dict[str, dict[str, Tensor]],
-    *,
-    protocol: str = "3dpw14",
-    method: str = "",
-    chunk: int = 256,
-) -> pd.DataFrame:
-    """Per-frame MPJPE / PA-MPJPE / PVE (mm) and Accel (mm/frame², middle frames) of predicted clips.
-
-    pred[clip_id]: ``rotmat`` (T,24,3,3), ``betas`` (T,10); gt[clip_id]: ``pose`` (T,72) axis-angle
-    (global orient first), ``betas`` (T,10). Both are posed without translation and root-aligned by the
-    protocol (:func:`fasthmr_lib.eval.metrics.evaluate_frames`). Returns rows clip_id, frame, method,
-    mpjpe, pa_mpjpe, pve, accel (NaN at the clip ends)."""
-    from ..eval import metrics as M
-
-    rows = []
-    pr = M.get_protocol(protocol)
-    key = "joints44" if pr.select_from_44 is not None else "joints24"
-    for cid, p in pred.items():
-        if cid not in gt:
-            raise KeyError(f"evaluate_poses: no ground truth for clip {cid!r}")
-        g = gt[cid]
-        R = torch.as_tensor(p["rotmat"], dtype=torch.float32)
-        T = R.shape[0]
-        Rg = roma.rotvec_to_rotmat(torch.as_tensor(g["pose"], dtype=torch.float32).reshape(T, 24, 3))
-        bp = _betas(torch.as_tensor(p["betas"], dtype=torch.float32), T)
-        bg = _betas(torch.as_tensor(g["betas"], dtype=torch.float32), T)
-        res: dict[str, list] = {"mpjpe": [], "pa_mpjpe": [], "pve": []}
-        pj_all, gj_all = [], []
-        for a in range(0, T, chunk):
-            op = smpl(R[a : a + chunk, :1], R[a : a + chunk, 1:], bp[a : a + chunk])
-            og = smpl(Rg[a : a + chunk, :1], Rg[a : a + chunk, 1:], bg[a : a + chunk])
-            r = M.evaluate_frames(
-                op[key].float(), og[key].float(), pr, op["vertices"].float(), og["vertices"].float()
-            )
-            for k in res:
-                res[k].append(r[k])
-            pj_all.append(M.protocol_joints(op[key].float(), pr)[0])
-            gj_all.append(M.protocol_joints(og[key].float(), pr)[0])
-        acc = np.full(T, np.nan)
-        if T >= 3:
-            acc[1:-1] = np.asarray(M.accel_error(torch.cat(pj_all), torch.cat(gj_all)))
-        df = pd.DataFrame({k: np.concatenate(v) for k, v in res.items()})
-        df.insert(0, "method", method)
-        df.insert(0, "frame", np.arange(T))
-        df.insert(0, "clip_id", cid)
-        df["accel"] = acc
-        rows.append(df)
-    return pd.concat(rows, ignore_index=True)

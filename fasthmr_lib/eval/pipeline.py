@@ -3,7 +3,7 @@ head and of the diffusion decoder, measured throughput, and the speed–accuracy
 
 Everything goes through :class:`fasthmr_lib.fasthmr.FastHMR` (the deployed model), the head-token
 extraction of :mod:`fasthmr_lib.diffusion.training` and the clip metrics of
-:func:`fasthmr_lib.diffusion.decoder.evaluate_poses` (MPJPE / PA-MPJPE / PVE per frame, Accel per clip),
+:func:`fasthmr_lib.eval.metrics.evaluate_poses` (MPJPE / PA-MPJPE / PVE per frame, Accel per clip),
 so head and decoder rows are scored by the same code.
 """
 
@@ -64,8 +64,8 @@ def evaluate_clips(
     per-frame head's θ) and, when the model has a decoder and ``decode``, ``method="decoder"`` (θ from the
     one-step decoder over the clip, β from the head). Columns: clip_id, frame, method, mpjpe, pa_mpjpe, pve
     (mm), accel (mm/frame², NaN at clip ends)."""
-    from ..diffusion.decoder import evaluate_poses
     from ..diffusion.training import extract_head_tokens
+    from .metrics import evaluate_poses
 
     tok = extract_head_tokens(
         model, dataset, batch_size=batch_size, device=device, use_mask=use_mask,

@@ -1,14 +1,6 @@
 """Parameters, MACs and throughput of HMR-style models.
 
-MAC conventions (``torch.utils.flop_counter.FlopCounterMode``; 1 MAC = 2 FLOPs):
-
-* ``linear_conv``: only ``aten.mm`` / ``aten.addmm`` / ``aten.convolution`` (the nn.Linear and
-  nn.Conv2d layers). This is the convention that reproduces the paper's Table 12 (HMR2.0: 122.6 G,
-  with 28 blocks 107.5 G): per ViT-H block 12·d²·N MACs (qkv 3d², proj d², MLP 8d²) at N = 192,
-  d = 1280, plus the patch conv and the head's linears (its cross-attention ``to_kv`` over the
-  backbone tokens dominates the head). Attention score/value matmuls are *not* counted.
-* ``all``: every op the counter knows, plus scaled-dot-product attention (the CPU flash kernel
-  ``_scaled_dot_product_flash_attention_for_cpu`` is registered here with torch's own SDPA formula).
+MAC counting lives in :mod:`fasthmr_lib.macs` (``count_macs``, re-exported here).
 
 The timing harness runs several named configurations **interleaved** (A, B, C, A, B, C, ...) so
 that drifts of a shared machine hit all of them alike, and reports median, inter-quartile range,
@@ -25,48 +17,28 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from ..config import ModelConfig, get_preset
+from ..macs import LINEAR_CONV_OPS, MacCount, count_macs  # noqa: F401 (re-exported)
 from ..merging.state import TokenState
-from ..models.head import SMPLHead
-from ..models.vit import ViT
-
-LINEAR_CONV_OPS = ("aten.mm", "aten.addmm", "aten.convolution", "aten._convolution", "aten.addmv", "aten.mv")
+from ..models.hmr import HMR
 
 
-def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
+class BackboneHead(HMR):
+    """:class:`~fasthmr_lib.models.hmr.HMR` without the SMPL layer (the part Table 12 counts and the
+    part whose speed token merging changes), timed per stage when asked.
 
-
-_CUSTOM = {}
-if hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
-    _CUSTOM[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_cpu_flop
-
-
-class BackboneHead(nn.Module):
-    """Backbone + SMPL head with :class:`~fasthmr_lib.models.hmr.HMR`'s call interface, without the
-    SMPL layer (the part Table 12 counts and the part whose speed token merging changes).
-
-    ``forward(img (B,3,256,256) or (B,3,256,192), person_mask=None)`` -> the head's dict plus
-    ``tokens_per_block`` (list[int])."""
+    ``forward(img (B,3,256,256), person_mask=None, bbox_info=None, stage_times=None)`` -> the head's
+    outputs (``rotmat``, ``pose6d``, ``betas``, ``cam``, ``cam_t``, ``head_token``) plus
+    ``tokens_per_block`` (list[int], recorded also when merging is off)."""
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.backbone = ViT(cfg.vit)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # random weights: no mean params needed
-            self.head = SMPLHead(cfg.head)
-        self.make_token_state: Callable[[Tensor | None, int], TokenState] | None = None
-        self.head_size_bias = False  # as HMR: add log(token size) to the head's cross-attention
+        super().__init__(cfg, with_body=False)
 
     def forward(
         self,
@@ -77,20 +49,14 @@ class BackboneHead(nn.Module):
     ) -> dict[str, Any]:
         """``stage_times`` (optional): seconds of the ``backbone`` stage (token state incl. mask pooling +
         ViT) and the ``head`` stage are appended to its lists (device synchronised at the boundaries)."""
-        B = img.shape[0]
         clock = _StageClock(img.device, stage_times)
-        if img.shape[-1] == img.shape[-2]:  # square crop: HMR2.0 trims 32 px each side
-            img = img[:, :, :, 32:-32]
-        state = self.make_token_state(person_mask, B) if self.make_token_state is not None else TokenState()
-        tokens = self.backbone.forward_tokens(img, state)
+        state = self.token_state(person_mask, img.shape[0]) or TokenState()
+        tokens, state = self.forward_features(img, state=state)
         clock.mark("backbone")
-        bias = None
-        if self.head_size_bias and state.size is not None:
-            bias = torch.log(state.size)[:, None, None, :, 0]  # (B, 1, 1, N')
-        out = dict(self.head(tokens, bbox_info=bbox_info, context_bias=bias))
+        h = self.forward_head(tokens, state, bbox_info)
         clock.mark("head")
-        out["tokens_per_block"] = list(state.tokens_per_block)
-        return out
+        out = {k: h[k] for k in ("rotmat", "pose6d", "betas", "cam", "cam_t")}
+        return out | {"head_token": h["token"], "tokens_per_block": list(state.tokens_per_block)}
 
 
 class _StageClock:
@@ -155,8 +121,7 @@ def shallow_clone(model: BackboneHead) -> BackboneHead:
     new = _own(model)
     new.backbone = _own(model.backbone)
     new.backbone.blocks = nn.ModuleList([_own(b) for b in model.backbone.blocks])
-    new.make_token_state = None
-    new.head_size_bias = False
+    new.token_merging = None
     return new
 
 
@@ -184,59 +149,6 @@ def count_params(model: nn.Module, exclude: Sequence[str] = ("smpl", "discrimina
         out["other"] = own
     out["total"] = sum(v for k, v in out.items() if k not in exclude)
     return out
-
-
-@dataclass
-class MacCount:
-    """MACs for one forward pass, per image. ``by_component[name] = {"all": .., "linear_conv": ..}``."""
-
-    all: float
-    linear_conv: float
-    by_component: dict[str, dict[str, float]] = field(default_factory=dict)
-    by_op: dict[str, float] = field(default_factory=dict)
-    batch: int = 1
-    output: Any = None  # what the counted forward returned (e.g. to read ``tokens_per_block``)
-
-
-def _split(op_counts: dict[Any, int]) -> tuple[float, float]:
-    tot = sum(op_counts.values())
-    lc = sum(c for op, c in op_counts.items() if str(op) in LINEAR_CONV_OPS)
-    return tot / 2.0, lc / 2.0
-
-
-def count_macs(model: nn.Module, *inputs: Any, **kwargs: Any) -> MacCount:
-    """Run ``model(*inputs, **kwargs)`` once under ``FlopCounterMode`` (no grad) and return MACs per
-    image (batch = ``inputs[0].shape[0]``) in both conventions, per top-level child module."""
-    batch = int(inputs[0].shape[0])
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_CUSTOM) as fc:
-        output = model(*inputs, **kwargs)
-    counts = fc.get_flop_counts()
-    glob = counts.get("Global", {})
-    all_, lc = _split(glob)
-    root = type(model).__name__
-    keys = set(counts)
-    by_comp: dict[str, dict[str, float]] = {}
-    for name, _ in model.named_children():
-        pref = f"{root}.{name}"
-        if pref in keys:
-            picked = [pref]
-        else:  # child not called through __call__ (e.g. backbone.forward_tokens): sum its outermost
-            picked = [
-                k
-                for k in keys
-                if k.startswith(pref + ".")
-                and not any(k.startswith(a + ".") for a in keys if a.startswith(pref + ".") and a != k)
-            ]
-        if not picked:
-            continue
-        ops: dict[Any, int] = {}
-        for k in picked:
-            for op, c in counts[k].items():
-                ops[op] = ops.get(op, 0) + c
-        a, l_ = _split(ops)
-        by_comp[name] = {"all": a / batch, "linear_conv": l_ / batch}
-    by_op = {str(op): c / 2.0 / batch for op, c in glob.items()}
-    return MacCount(all_ / batch, lc / batch, by_comp, by_op, batch, output)
 
 
 def synthetic_person_mask(batch: int, size: int = 256, rx: float = 0.22, ry: float = 0.42) -> Tensor:

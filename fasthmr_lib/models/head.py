@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..body.smpl import load_mean_params
 from ..config import HeadConfig
 
 
@@ -52,19 +53,6 @@ def identity_mean_params(num_joints: int = 24, num_betas: int = 10) -> dict[str,
         "shape": np.zeros(num_betas, np.float32),
         "cam": np.array([0.9, 0.0, 0.0], np.float32),
     }
-
-
-def load_mean_params(path: str | Path) -> dict[str, np.ndarray]:
-    """Read ``SMPL_mean_params.npz`` / ``smpl_mean_params.npz``: ``pose`` (144,) 6D, ``shape`` (10,),
-    ``cam`` (3,). Raises ``ValueError`` naming the file and the missing key."""
-    path = Path(path)
-    with np.load(path) as z:
-        out = {}
-        for key in ("pose", "shape", "cam"):
-            if key not in z.files:
-                raise ValueError(f"{path}: mean-parameter file lacks key {key!r} (expected pose/shape/cam)")
-            out[key] = np.asarray(z[key], np.float32).reshape(-1)
-    return out
 
 
 class PreNorm(nn.Module):

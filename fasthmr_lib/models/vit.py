@@ -1,8 +1,9 @@
 """ViTPose-style backbone exactly as in HMR2.0 (4D-Humans ``hmr2/models/backbones/vit.py``),
 with two hooks the FastHMR methods need:
 
-* every :class:`Block` has an optional ``token_merge`` callable that runs **between attention
-  and MLP** (ToMe placement; Mask-ToMe installs it, see ``fasthmr_lib.merging.patch``);
+* every :class:`Block` takes the forward's :class:`TokenState` (or ``None``) and runs the pure merge
+  step :func:`~fasthmr_lib.merging.mask_tome.block_step` **between attention and MLP** (ToMe
+  placement); what it merges is decided by the state's config, so blocks hold no merging settings;
 * the block list is a plain ``nn.ModuleList`` that layer merging (ECLM) may replace.
 
 Parameter names follow the released checkpoint (``patch_embed.proj``, ``pos_embed``,
@@ -12,18 +13,14 @@ Parameter names follow the released checkpoint (``patch_embed.proj``, ``pos_embe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from ..config import ViTConfig
+from ..merging.mask_tome import block_step
 from ..merging.state import TokenState
-
-# (x (B,N,C), metric (B,N,Ck), state) -> x' (B,N',C); updates state in place.
-TokenMerge = Callable[[Tensor, Tensor, TokenState], Tensor]
 
 
 class PatchEmbed(nn.Module):
@@ -84,7 +81,7 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block; ``token_merge`` (if set) runs between attention and MLP."""
+    """Pre-norm transformer block; with a token state, the merge step runs between attention and MLP."""
 
     def __init__(self, cfg: ViTConfig, drop_path: float = 0.0):
         super().__init__()
@@ -94,17 +91,13 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=cfg.norm_eps)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * cfg.mlp_ratio), act_layer=nn.GELU)
-        self.token_merge: TokenMerge | None = None
 
     def forward(self, x: Tensor, state: TokenState | None = None) -> Tensor:
-        """x: (B, N, C) -> (B, N', C); N' < N only when ``token_merge`` merges tokens."""
-        bias = state.log_size() if state is not None else None
-        h, metric = self.attn(self.norm1(x), attn_bias=bias)
+        """x: (B, N, C) -> (B, N', C); N' < N only when ``state.merging`` merges in this block."""
+        h, metric = self.attn(self.norm1(x), attn_bias=state.log_size() if state is not None else None)
         x = x + self.drop_path(h)
-        if self.token_merge is not None and state is not None:
-            x = self.token_merge(x, metric, state)
         if state is not None:
-            state.tokens_per_block.append(x.shape[1])
+            x = block_step(x, metric, state)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 

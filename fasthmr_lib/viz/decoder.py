@@ -44,7 +44,7 @@ def plot_training_curves(curves: pd.DataFrame, path: str | Path | None = None, w
 def plot_error_over_time(
     per_frame: pd.DataFrame, clips: list[str], metric: str = "mpjpe", path: str | Path | None = None
 ) -> Any:
-    """``per_frame``: rows clip_id, frame, method, ``metric`` (mm), as ``diffusion.decoder.evaluate_poses``
+    """``per_frame``: rows clip_id, frame, method, ``metric`` (mm), as ``eval.metrics.evaluate_poses``
     returns them. One panel per clip in ``clips``: the metric per frame for every method. Per-frame jitter
     shows as a ragged line, a smooth but offset decoder as a smooth line above or below."""
     from matplotlib.figure import Figure
