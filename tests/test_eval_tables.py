@@ -12,14 +12,13 @@ import pytest
 from fasthmr_lib import io as fio
 from fasthmr_lib.eval import paper_tables as PT
 from fasthmr_lib.eval import tables as T
-from fasthmr_lib.eval.evaluate import PAPER_BASELINES
-from fasthmr_lib.merging.eclm import PAPER_TABLE2
+from fasthmr_lib.eval.paper_tables import PAPER_BASELINES, PAPER_TABLE2
 
 
 def test_paper_tables_single_source_and_claims():
     t1 = PT.paper_table(1).set_index("model")
     assert len(t1) == 16
-    # baseline rows come from evaluate.PAPER_BASELINES (not repeated)
+    # baseline rows come from PAPER_BASELINES (not repeated)
     assert t1.loc["HMR 2.0†", "fps"] == PAPER_BASELINES.set_index("model").loc["HMR 2.0", "fps"] == 65.2
     assert t1.loc["CameraHMR†", "emdb_mpjpe"] == 73.3
     # the paper's speed-ups: 150.0 / 65.2 = 2.30x, 103.4 / 54.5 = 1.90x
@@ -233,21 +232,6 @@ def test_decoder_ablations_from_04_csvs(tmp_path):
         "notebook 04 (04_table3_latent_tiny_tiny.csv)",
     }
     assert T.decoder_ablations({}).empty
-
-
-def test_plots_write_png_and_html(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    ours = pd.DataFrame({"model": ["baseline", "FastHMR"], "fps": [5.0, 11.0], "mpjpe": [60.0, 58.0]})
-    T.plot_fig1(ours, tmp_path / "f1.png", tmp_path / "f1.html")
-    sweep = pd.DataFrame(
-        {"label": ["a", "b", "c"], "images_per_s": [1.0, 2.0, 1.5], "mpjpe": [50.0, 55.0, 60.0]}
-    )
-    T.plot_pareto(sweep, tmp_path / "p.png", tmp_path / "p.html")
-    for f in ("f1.png", "p.png"):
-        assert (tmp_path / f).read_bytes()[:4] == b"\x89PNG"
-    assert "plotly.min.js" in (tmp_path / "f1.html").read_text() and (tmp_path / "plotly.min.js").is_file()
 
 
 def test_table10_from_notebook03_sweep():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import zlib
 
 import pytest
 import torch
@@ -236,6 +237,55 @@ def test_search_with_a_real_evaluator_keeps_original():
     res = eclm.search(vit, evaluator, 1e9, progress=False)  # everything accepted
     assert res.windows == [(0, 3)]
     assert all(torch.equal(v, before[k]) for k, v in vit.state_dict().items())
+
+
+def _algorithm1_literal(depth, mpjpe_of, tau, commit_pending):
+    """Algorithm 1's pseudo-code on window lists only (``mpjpe_of``: windows -> MPJPE, mm); returns the
+    committed windows, the pending window and the action of every candidate."""
+    base = mpjpe_of([])
+    committed, actions = [], []
+    high, low = depth - 1, depth - 2
+    while low >= 0:
+        if mpjpe_of([*committed, (low, high)]) - base < tau:
+            actions.append("grow")
+            low -= 1
+        elif low + 1 != high:
+            actions.append(f"commit [{low + 1}, {high}]")
+            committed.append((low + 1, high))
+            high = low
+            low = high - 1
+        else:
+            actions.append("slide")
+            high -= 1
+            low -= 1
+    pending = (low + 1, high) if low + 1 != high else None
+    if pending is not None and commit_pending:
+        committed.append(pending)
+        actions[-1] += f"; end of loop: commit pending [{pending[0]}, {pending[1]}]"
+        pending = None
+    return committed, pending, actions
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("commit_pending", [True, False])
+def test_search_equals_literal_transcription_on_random_errors(seed, commit_pending):
+    depth = 4 + seed % 3
+
+    def mpjpe_of(ws):  # deterministic pseudo-random error in [50, 51) mm per configuration
+        key = repr(sorted(tuple(w) for w in ws)).encode()
+        return 50.0 + (zlib.crc32(key) * (seed + 1) % 1000) / 1000 if ws else 50.0
+
+    want, want_pending, want_actions = _algorithm1_literal(depth, mpjpe_of, 0.5, commit_pending)
+    res = eclm.search(
+        make_vit(depth=depth),
+        lambda m: mpjpe_of(getattr(m, "eclm_windows", [])),
+        0.5,
+        commit_pending=commit_pending,
+        progress=False,
+    )
+    assert res.windows == want and res.pending_window == want_pending
+    assert list(res.log.action) == want_actions and list(res.log.step) == list(range(len(want_actions)))
+    assert res.final_mpjpe == mpjpe_of(want) and res.depth_after == eclm.depth_after(depth, want)
 
 
 # --------------------------------------------------------------------------- selection data

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as M
 from .markdown import write_table  # noqa: F401 (notebooks call ev.write_table)
+from .paper_tables import PAPER_BASELINES
 
 METRIC_COLUMNS = ("mpjpe", "pa_mpjpe", "pve", "accel")
 
@@ -364,19 +365,6 @@ SMPL24_NAMES = (
     "pelvis", "L hip", "R hip", "spine1", "L knee", "R knee", "spine2", "L ankle", "R ankle", "spine3",
     "L foot", "R foot", "neck", "L collar", "R collar", "head", "L shoulder", "R shoulder", "L elbow",
     "R elbow", "L wrist", "R wrist", "L hand", "R hand",
-)  # fmt: skip
-
-#: the paper's baseline rows (FastHMR, arXiv 2510.10868: Table 1 accuracy/fps on an RTX 3090,
-#: Table 12 parameters/MACs); mm, fps, M, G
-PAPER_BASELINES = pd.DataFrame(
-    [
-        {"model": "HMR 2.0", "params_M": 670.2, "macs_G": 122.6, "fps": 65.2, "3dpw_pa_mpjpe": 44.4,
-         "3dpw_mpjpe": 69.8, "3dpw_pve": 82.2, "3dpw_accel": 18.1, "emdb_pa_mpjpe": 62.1, "emdb_mpjpe": 100.7,
-         "emdb_pve": 122.8, "emdb_accel": 20.7},
-        {"model": "CameraHMR", "params_M": 737.1, "macs_G": 144.0, "fps": 54.5, "3dpw_pa_mpjpe": 38.5,
-         "3dpw_mpjpe": 62.1, "3dpw_pve": 72.9, "3dpw_accel": 16.8, "emdb_pa_mpjpe": 44.4, "emdb_mpjpe": 73.3,
-         "emdb_pve": 85.2, "emdb_accel": 16.4},
-    ]
 )  # fmt: skip
 
 

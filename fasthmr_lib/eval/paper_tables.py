@@ -1,9 +1,9 @@
 """The paper's numbers, in one place (FastHMR, arXiv 2510.10868v1; open points in docs/AMBIGUITIES.md).
 
-Units: mm for errors (Accel in mm/frame²), fps on one RTX 3090, MB, M parameters, G MACs. Rows that
-other modules already hold are imported, not repeated: the HMR 2.0 / CameraHMR baseline rows of
-Tables 1 and 12 (:data:`fasthmr_lib.eval.evaluate.PAPER_BASELINES`) and Table 2
-(:data:`fasthmr_lib.merging.eclm.PAPER_TABLE2`). Use :func:`paper_table` to get one by number.
+Units: mm for errors (Accel in mm/frame²), fps on one RTX 3090, MB, M parameters, G MACs. Every number
+is written once: the HMR 2.0 / CameraHMR baseline rows (:data:`PAPER_BASELINES`) feed Tables 1 and 12
+and the baseline comparison of :mod:`fasthmr_lib.eval.evaluate`; Table 2 is :data:`PAPER_TABLE2`.
+Use :func:`paper_table` to get one by number.
 """
 
 from __future__ import annotations
@@ -11,10 +11,31 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..merging.eclm import PAPER_TABLE2
-from .evaluate import PAPER_BASELINES
-
 NA = np.nan
+
+#: the paper's baseline rows (FastHMR, arXiv 2510.10868: Table 1 accuracy/fps on an RTX 3090,
+#: Table 12 parameters/MACs); mm, fps, M, G
+PAPER_BASELINES = pd.DataFrame(
+    [
+        {"model": "HMR 2.0", "params_M": 670.2, "macs_G": 122.6, "fps": 65.2, "3dpw_pa_mpjpe": 44.4,
+         "3dpw_mpjpe": 69.8, "3dpw_pve": 82.2, "3dpw_accel": 18.1, "emdb_pa_mpjpe": 62.1, "emdb_mpjpe": 100.7,
+         "emdb_pve": 122.8, "emdb_accel": 20.7},
+        {"model": "CameraHMR", "params_M": 737.1, "macs_G": 144.0, "fps": 54.5, "3dpw_pa_mpjpe": 38.5,
+         "3dpw_mpjpe": 62.1, "3dpw_pve": 72.9, "3dpw_accel": 16.8, "emdb_pa_mpjpe": 44.4, "emdb_mpjpe": 73.3,
+         "emdb_pve": 85.2, "emdb_accel": 16.4},
+    ]
+)  # fmt: skip
+
+#: Table 2 — ECLM alone on CameraHMR (32 blocks), MPJPE on full EMDB (mm); selection on EMDB test.
+#: Columns tau_mm (NaN = baseline), paper_mpjpe, paper_blocks.
+PAPER_TABLE2 = pd.DataFrame(
+    {
+        "tau_mm": [np.nan, 1.0, 0.5, 0.3, 0.2, 0.1],
+        "paper_mpjpe": [73.3, 74.7, 73.9, 73.7, 73.6, 73.1],
+        "paper_blocks": [32, 27, 26, 28, 27, 26],
+    }
+)
+
 _T1_COLS = ["model", "type", "fps", "3dpw_pa_mpjpe", "3dpw_mpjpe", "3dpw_pve", "3dpw_accel",
             "emdb_pa_mpjpe", "emdb_mpjpe", "emdb_pve", "emdb_accel"]  # fmt: skip
 
@@ -47,7 +68,7 @@ TABLE1 = pd.concat(
     ignore_index=True,
 )
 
-#: Table 2 — ECLM alone on CameraHMR (EMDB): columns tau_mm (NaN = baseline), paper_mpjpe, paper_blocks.
+#: Table 2 (:data:`PAPER_TABLE2`, under the numbered name the other tables use).
 TABLE2 = PAPER_TABLE2
 
 #: Table 3 — VAE latent size: reconstruction error on AMASS, recovery error on 3DPW (mm).

@@ -8,7 +8,8 @@
 * :func:`with_manifest` gives every row its provenance (source, git hash, seed, versions, machine,
   params, manifest file); :func:`write_table` writes the CSV (all columns) and a Markdown copy (the
   long provenance columns summarised in a footnote).
-* :func:`pareto_front`, :func:`plot_fig1`, :func:`plot_pareto`: the speed–accuracy views.
+* :func:`pareto_front`: the speed–accuracy front (its figures, Fig. 1 and the Pareto sweep, are in
+  :mod:`fasthmr_lib.viz.speed_accuracy`).
 
 Numbers measured on the synthetic world / this machine are not comparable with the paper's 3DPW/EMDB /
 RTX 3090 numbers; the tables put them side by side and add the *relative* quantities (speed-up, error
@@ -480,111 +481,3 @@ def pareto_front(df: pd.DataFrame, speed: str = "images_per_s", error: str = "mp
         dom = ok & (s >= s[i]) & (e <= e[i]) & ((s > s[i]) | (e < e[i]))
         front[i] = not dom.any()
     return pd.Series(front, index=df.index, name="pareto")
-
-
-def plot_fig1(
-    ours: pd.DataFrame, png_path: str | Path | None = None, html_path: str | Path | None = None
-) -> tuple[Any, Any]:
-    """Fig. 1 analog: left, the paper's throughput vs EMDB MPJPE (Table 1, RTX 3090); right, ours (measured
-    fps on this machine vs MPJPE on the synthetic test split; columns ``model``, ``fps``, ``mpjpe``).
-    Returns (matplotlib figure, plotly figure); the PNG comes from matplotlib (no browser needed), the
-    HTML from plotly (plotly.js in a ``plotly.min.js`` next to it)."""
-    import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    paper = PT.fig1_points()
-    fast = paper["model"].str.startswith("FastHMR")
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = (
-        (paper, "emdb_mpjpe", fast, "paper Fig. 1 / Table 1 (EMDB, RTX 3090)", "throughput (fps)",
-         "EMDB MPJPE (mm)"),
-        (ours, "mpjpe", ours["model"].str.contains("FastHMR|decoder", case=False),
-         "ours (synthetic test split, this machine)", "throughput (images/s, measured)", "MPJPE (mm)"),
-    )  # fmt: skip
-    for a, (d, ycol, hl, title, xl, yl) in zip(ax, panels):
-        a.scatter(d["fps"], d[ycol], c=np.where(hl, "crimson", "steelblue"), s=36, zorder=3)
-        for _, r in d.iterrows():
-            a.annotate(
-                str(r["model"]), (r["fps"], r[ycol]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
-        a.set_xscale("log")
-        a.set_xlabel(xl)
-        a.set_ylabel(yl)
-        a.set_title(title, fontsize=9)
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    _save_png(fig, png_path)
-
-    pf = make_subplots(
-        rows=1, cols=2, subplot_titles=("paper (EMDB, RTX 3090)", "ours (synthetic, this machine)")
-    )
-    pf.add_trace(go.Scatter(x=paper["fps"], y=paper["emdb_mpjpe"], mode="markers+text", text=paper["model"],
-                            textposition="top center", name="paper"), 1, 1)  # fmt: skip
-    pf.add_trace(go.Scatter(x=ours["fps"], y=ours["mpjpe"], mode="markers+text", text=ours["model"],
-                            textposition="top center", name="ours"), 1, 2)  # fmt: skip
-    pf.update_xaxes(type="log", title_text="throughput (fps)")
-    pf.update_yaxes(title_text="MPJPE (mm)")
-    pf.update_layout(height=450, width=1000, showlegend=False, title="Throughput vs MPJPE (Fig. 1 analog)")
-    _save_html(pf, html_path)
-    return fig, pf
-
-
-def plot_pareto(
-    df: pd.DataFrame,
-    png_path: str | Path | None = None,
-    html_path: str | Path | None = None,
-    *,
-    speed: str = "images_per_s",
-    error: str = "mpjpe",
-    label: str = "label",
-) -> tuple[Any, Any]:
-    """Speed–accuracy sweep: every configuration a dot, the Pareto front (:func:`pareto_front`) as a line.
-    Returns (matplotlib figure, plotly figure)."""
-    import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
-
-    front = pareto_front(df, speed, error)
-    f = df[front].sort_values(speed)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.scatter(df[speed], df[error], s=24, c=np.where(front, "crimson", "gray"), zorder=3)
-    ax.plot(f[speed], f[error], "-", color="crimson", lw=1)
-    for _, r in f.iterrows():
-        ax.annotate(
-            str(r[label]), (r[speed], r[error]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-        )
-    ax.set_xlabel(speed.replace("_", " "))
-    ax.set_ylabel(f"{error} (mm)")
-    ax.set_title("speed-accuracy sweep over (tau, n_l, M'): Pareto front in red", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save_png(fig, png_path)
-    pf = go.Figure()
-    pf.add_trace(go.Scatter(x=df[speed], y=df[error], mode="markers", text=df[label], name="configs",
-                            marker={"color": np.where(front, "crimson", "gray")}))  # fmt: skip
-    pf.add_trace(
-        go.Scatter(x=f[speed], y=f[error], mode="lines", name="Pareto front", line={"color": "crimson"})
-    )
-    pf.update_layout(xaxis_title=speed, yaxis_title=f"{error} (mm)", height=420, width=700,
-                     title="Speed-accuracy sweep (tau, n_l, M')")  # fmt: skip
-    _save_html(pf, html_path)
-    return fig, pf
-
-
-def _save_png(fig: Any, path: str | Path | None) -> None:
-    if path is None:
-        return
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
-def _save_html(fig: Any, path: str | Path | None) -> None:
-    """Write an HTML file whose plotly.js comes from a ``plotly.min.js`` written once beside it (offline)."""
-    if path is None:
-        return
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.write_html(str(tmp), include_plotlyjs="directory")

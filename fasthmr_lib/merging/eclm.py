@@ -48,6 +48,11 @@ Window = tuple[int, int]
 
 
 # --------------------------------------------------------------------------- pure tensor core
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown merge rule {rule!r}; expected one of {RULES}")
+
+
 def merge_state_dicts(states: Sequence[Mapping[str, Tensor]], rule: str) -> dict[str, Tensor]:
     """Merge the parameter dicts θ_lo..θ_hi of a window of ``n >= 2`` blocks into one dict.
 
@@ -63,8 +68,7 @@ def merge_state_dicts(states: Sequence[Mapping[str, Tensor]], rule: str) -> dict
     * ``mean`` — element-wise average of all n blocks. [2 blocks: (θ_i + θ_{i+1}) / 2.]
     * ``drop`` — keep the last block θ_hi only (blocks lo..hi−1 deleted). [2 blocks: θ_{i+1}.]
     """
-    if rule not in RULES:
-        raise ValueError(f"unknown merge rule {rule!r}; expected one of {RULES}")
+    _check_rule(rule)
     if len(states) < 2:
         raise ValueError(f"a merge window needs at least 2 blocks, got {len(states)}")
     keys = list(states[0].keys())
@@ -167,8 +171,7 @@ def apply_windows(model: nn.Module, windows: Sequence[Sequence[int]], rule: str 
     """A **new** model (``copy.deepcopy``; ``model`` untouched) whose blocks in each window ``(lo, hi)``
     (original indices) are merged into one block under ``rule``. Same device / dtype / train mode as
     ``model``; token-merging patches (``make_token_state``, ``token_merge``) are carried over."""
-    if rule not in RULES:
-        raise ValueError(f"unknown merge rule {rule!r}; expected one of {RULES}")
+    _check_rule(rule)
     src = get_blocks(model)
     ws = validate_windows(windows, len(src))
     new = copy.deepcopy(model)
@@ -213,8 +216,7 @@ def save_windows(
 ) -> Path:
     """Write the window list as JSON (atomic): ``{"format", "version", "rule", "depth", "windows",
     "metadata"}``. Reload with :func:`load_windows` and rebuild with ``plan.apply(original_model)``."""
-    if rule not in RULES:
-        raise ValueError(f"unknown merge rule {rule!r}; expected one of {RULES}")
+    _check_rule(rule)
     ws = validate_windows(windows, depth if depth is not None else 10**9)
     doc = {
         "format": WINDOWS_FORMAT,
@@ -315,6 +317,79 @@ def _write_log(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
+@dataclass
+class _SearchState:
+    """Algorithm 1's loop variables: the candidate window ``[low, high]`` (original indices), the
+    committed windows, the MPJPE (mm) of every evaluated configuration and the log rows."""
+
+    depth: int
+    base: float
+    high: int
+    low: int
+    committed: list[Window] = field(default_factory=list)
+    mpjpe_of: dict[frozenset, float] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def advance(self, accepted: bool) -> str:
+        """Algorithm 1's move after the candidate ``[low, high]`` was judged; returns the log action.
+
+        Accepted: the window grows (``low -= 1``). Rejected: the last accepted window ``[low+1, high]``
+        is committed when it has >= 2 blocks (next window just below it), else the window slides down."""
+        low, high = self.low, self.high
+        if accepted:
+            self.low = low - 1
+            return "grow"
+        if low + 1 != high:
+            self.committed.append((low + 1, high))
+            self.high, self.low = low, low - 1
+            return f"commit [{low + 1}, {high}]"
+        self.high, self.low = high - 1, low - 1
+        return "slide"
+
+    def end_of_loop(self, commit_pending: bool) -> Window | None:
+        """The accepted-but-uncommitted window ``[0, high]`` left when the loop ends (``None`` if none);
+        committed (and noted in the last log row) when ``commit_pending``, then ``None`` is returned."""
+        pending = (self.low + 1, self.high) if self.low + 1 != self.high else None
+        if pending is not None and commit_pending:
+            self.committed.append(pending)
+            self.rows[-1]["action"] += f"; end of loop: commit pending [{pending[0]}, {pending[1]}]"
+            pending = None
+        return pending
+
+
+def _try_candidate(
+    model: nn.Module, evaluator: Callable[[nn.Module], float], tau_mm: float, rule: str, st: _SearchState
+) -> dict[str, Any]:
+    """Evaluate the candidate ``[low, high]`` on top of the committed windows, accept it when
+    ``MPJPE - base < tau_mm``, advance ``st`` and append (and return) the candidate's log row."""
+    cand = [*st.committed, (st.low, st.high)]
+    t0 = time.perf_counter()
+    m = float(evaluator(apply_windows(model, cand, rule)))
+    dt = time.perf_counter() - t0
+    delta = m - st.base
+    accepted = delta < tau_mm
+    st.mpjpe_of[frozenset(cand)] = m
+    action = st.advance(accepted)
+    row = {
+        "step": len(st.rows),
+        "rule": rule,
+        "tau_mm": tau_mm,
+        "window_lo": cand[-1][0],
+        "window_hi": cand[-1][1],
+        "window_size": cand[-1][1] - cand[-1][0] + 1,
+        "committed_before": json.dumps([list(w) for w in cand[:-1]]),
+        "mpjpe": m,
+        "base_mpjpe": st.base,
+        "delta": delta,
+        "accepted": bool(accepted),
+        "action": action,
+        "blocks_left": depth_after(st.depth, cand),
+        "wall_s": dt,
+    }
+    st.rows.append(row)
+    return row
+
+
 def search(
     model: nn.Module,
     evaluator: Callable[[nn.Module], float],
@@ -342,83 +417,40 @@ def search(
     modified. Each candidate is logged (columns :data:`LOG_COLUMNS`); with ``log_csv`` the log is
     rewritten atomically after every candidate.
     """
-    if rule not in RULES:
-        raise ValueError(f"unknown merge rule {rule!r}; expected one of {RULES}")
+    _check_rule(rule)
     if not np.isfinite(tau_mm):
         raise ValueError(f"tau_mm must be a finite number (mm), got {tau_mm}")
     t_start = time.perf_counter()
     depth = len(get_blocks(model))
     base = float(evaluator(model))
-    rows: list[dict[str, Any]] = []
-    committed: list[Window] = []
-    mpjpe_of: dict[frozenset, float] = {frozenset(): base}
-    high, low = depth - 1, depth - 2
+    st = _SearchState(depth, base, high=depth - 1, low=depth - 2, mpjpe_of={frozenset(): base})
     # upper bound on the number of candidates: each step lowers `low` by one
     bar = tqdm(total=max(depth - 1, 0), desc=f"ECLM tau={tau_mm:g} mm ({rule})", disable=not progress)
-    step = 0
     log_path = Path(log_csv) if log_csv is not None else None
-    while low >= 0:
-        cand = [*committed, (low, high)]
-        t0 = time.perf_counter()
-        m = float(evaluator(apply_windows(model, cand, rule)))
-        dt = time.perf_counter() - t0
-        delta = m - base
-        accepted = delta < tau_mm
-        mpjpe_of[frozenset(cand)] = m
-        if accepted:
-            action = "grow"
-            low -= 1
-        elif low + 1 != high:
-            action = f"commit [{low + 1}, {high}]"
-            committed.append((low + 1, high))
-            high = low
-            low = high - 1
-        else:
-            action = "slide"
-            high -= 1
-            low -= 1
-        rows.append(
-            {
-                "step": step,
-                "rule": rule,
-                "tau_mm": tau_mm,
-                "window_lo": cand[-1][0],
-                "window_hi": cand[-1][1],
-                "window_size": cand[-1][1] - cand[-1][0] + 1,
-                "committed_before": json.dumps([list(w) for w in cand[:-1]]),
-                "mpjpe": m,
-                "base_mpjpe": base,
-                "delta": delta,
-                "accepted": bool(accepted),
-                "action": action,
-                "blocks_left": depth_after(depth, cand),
-                "wall_s": dt,
-            }
-        )
-        step += 1
+    while st.low >= 0:
+        row = _try_candidate(model, evaluator, tau_mm, rule, st)
         bar.update(1)
-        bar.set_postfix(window=f"[{cand[-1][0]},{cand[-1][1]}]", delta=f"{delta:+.2f}", ok=accepted)
+        bar.set_postfix(
+            window=f"[{row['window_lo']},{row['window_hi']}]",
+            delta=f"{row['delta']:+.2f}",
+            ok=row["accepted"],
+        )
         if log_path is not None:
-            _write_log(pd.DataFrame(rows, columns=list(LOG_COLUMNS)), log_path)
+            _write_log(pd.DataFrame(st.rows, columns=list(LOG_COLUMNS)), log_path)
     bar.close()
-    pending = (low + 1, high) if low + 1 != high else None
-    if pending is not None and commit_pending:
-        committed.append(pending)
-        rows[-1]["action"] += f"; end of loop: commit pending [{pending[0]}, {pending[1]}]"
-        pending = None
-    log = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
+    pending = st.end_of_loop(commit_pending)
+    log = pd.DataFrame(st.rows, columns=list(LOG_COLUMNS))
     if log_path is not None:
         _write_log(log, log_path)
-    final = mpjpe_of[frozenset(committed)]  # every committed configuration was evaluated
     return ECLMResult(
-        windows=committed,
+        windows=st.committed,
         base_mpjpe=base,
-        final_mpjpe=final,
+        final_mpjpe=st.mpjpe_of[frozenset(st.committed)],  # every committed configuration was evaluated
         log=log,
         rule=rule,
         tau_mm=float(tau_mm),
         depth_before=depth,
-        depth_after=depth_after(depth, committed),
+        depth_after=depth_after(depth, st.committed),
         pending_window=pending,
         wall_s=time.perf_counter() - t_start,
     )
@@ -496,17 +528,7 @@ def selection_subset(
     return torch.utils.data.Subset(dataset, sample_per_clip(clip_ids_of(dataset), per_clip, seed=seed))
 
 
-# --------------------------------------------------------------------------- sweeps, paper numbers, plots
-# Paper Table 2: ECLM alone on CameraHMR (32 blocks), MPJPE on full EMDB (mm); selection on EMDB test.
-PAPER_TABLE2 = pd.DataFrame(
-    {
-        "tau_mm": [np.nan, 1.0, 0.5, 0.3, 0.2, 0.1],
-        "paper_mpjpe": [73.3, 74.7, 73.9, 73.7, 73.6, 73.1],
-        "paper_blocks": [32, 27, 26, 28, 27, 26],
-    }
-)
-
-
+# --------------------------------------------------------------------------- sweeps
 def sweep(
     model: nn.Module,
     evaluator: Callable[[nn.Module], float],
@@ -536,31 +558,3 @@ def sweep(
             res.save(Path(log_dir) / f"{stem}_windows.json")
         out.append(res)
     return out
-
-
-def plot_windows(rows: Mapping[str, Sequence[Window]], depth: int, title: str = "ECLM windows") -> Any:
-    """Plotly figure: one row per label, the block axis 0..depth-1, each merged window as a bar
-    (kept single blocks as light ticks)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    labels = list(rows)
-    for y, label in enumerate(labels):
-        ws = sorted(tuple(w) for w in rows[label])
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(depth)), y=[label] * depth, mode="markers",
-                marker={"color": "lightgrey", "size": 8}, showlegend=False, hoverinfo="x",
-            )
-        )  # fmt: skip
-        for lo, hi in ws:
-            fig.add_shape(
-                type="rect", x0=lo - 0.4, x1=hi + 0.4, y0=y - 0.3, y1=y + 0.3,
-                fillcolor="tomato", opacity=0.6, line={"width": 1},
-            )  # fmt: skip
-            fig.add_annotation(x=(lo + hi) / 2, y=label, text=f"[{lo},{hi}]", showarrow=False)
-    fig.update_layout(
-        title=title, xaxis_title="block index (original numbering)", height=120 + 45 * len(labels),
-        xaxis={"range": [-0.7, depth - 0.3], "dtick": 1}, yaxis={"type": "category"},
-    )  # fmt: skip
-    return fig
