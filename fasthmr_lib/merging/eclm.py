@@ -15,9 +15,9 @@ explicitly allowed (see :func:`sample_per_clip` for the paper's sampler).
 
 Composition with token merging: run ``fasthmr_lib.merging.patch.apply(model, cfg)`` **before**
 :func:`search` to select layers with Mask-ToMe active; every candidate is a ``copy.deepcopy`` of the
-patched model, so ``model.make_token_state`` and each kept block's ``token_merge`` survive, and a
-merged block inherits the ``token_merge`` of its first block ``lo``. The evaluator receives the model
-exactly as built (it must pass person masks when the patch needs them).
+patched model, so its ``token_merging`` setting survives and the merge schedule runs on the merged
+model's block positions. The evaluator receives the model exactly as built (it must pass person masks
+when the setting needs them).
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ def _block_owner(model: nn.Module) -> nn.Module:
 def merge_blocks(blocks: Sequence[nn.Module], rule: str) -> nn.Module:
     """One new block replacing ``blocks`` (consecutive, same structure) under ``rule``.
 
-    The new block is a deepcopy of ``blocks[0]`` (so it keeps block lo's ``token_merge`` hook and
-    drop-path setting) with the merged parameters of :func:`merge_state_dicts`; the inputs are not
+    The new block is a deepcopy of ``blocks[0]`` (so it keeps block lo's class, e.g. a patched timm
+    block, and drop-path setting) with the merged parameters of :func:`merge_state_dicts`; the inputs are not
     modified."""
     blocks = list(blocks)
     merged = merge_state_dicts([b.state_dict() for b in blocks], rule)
@@ -170,7 +170,7 @@ def merge_blocks(blocks: Sequence[nn.Module], rule: str) -> nn.Module:
 def apply_windows(model: nn.Module, windows: Sequence[Sequence[int]], rule: str = "paper") -> nn.Module:
     """A **new** model (``copy.deepcopy``; ``model`` untouched) whose blocks in each window ``(lo, hi)``
     (original indices) are merged into one block under ``rule``. Same device / dtype / train mode as
-    ``model``; token-merging patches (``make_token_state``, ``token_merge``) are carried over."""
+    ``model``; its ``token_merging`` setting is carried over."""
     _check_rule(rule)
     src = get_blocks(model)
     ws = validate_windows(windows, len(src))
