@@ -16,9 +16,9 @@ from fasthmr_lib.eval.evaluate import (
     orientation_summary,
     per_clip,
     person_token_count,
-    plot_orientation_error,
     summarize,
 )
+from fasthmr_lib.viz import evaluation as VE
 
 
 class Frames(torch.utils.data.Dataset):
@@ -174,7 +174,7 @@ def test_orientation_summary_and_plot(fake_body, tmp_path):
     t = orientation_summary({"exact": exact, "flipped": flipped})
     assert list(t["predictor"]) == ["exact", "flipped"] and list(t["frames"]) == [10, 10]
     assert t["median_deg"].iloc[0] < 1e-2 and t["pct_over_90deg"].tolist() == [0.0, 100.0]
-    plot_orientation_error({"exact": exact}, path=tmp_path / "o.png")
+    VE.plot_orientation_error({"exact": exact}, path=tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 0
     with pytest.raises(ValueError, match="no 'orient_deg' column"):
         orientation_summary({"bare": exact.drop(columns="orient_deg")})

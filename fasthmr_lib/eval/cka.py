@@ -148,18 +148,3 @@ def block_cka(
     """(D, D) linear-CKA matrix between the outputs of the D backbone blocks of ``model`` on ``batches``
     (see :func:`block_outputs`). Memory: D × n_images × N × C floats are held on the CPU."""
     return cka_matrix(block_outputs(model, batches, device=device, max_images=max_images), mode)
-
-
-def cka_heatmap(matrix: np.ndarray, title: str = "Linear CKA between block outputs") -> Any:
-    """Plotly heatmap of a (D, D) CKA matrix (block index on both axes; the paper's Fig. 2 layout)."""
-    import plotly.graph_objects as go
-
-    d = matrix.shape[0]
-    fig = go.Figure(
-        go.Heatmap(z=matrix, x=list(range(d)), y=list(range(d)), zmin=0, zmax=1, colorscale="Viridis")
-    )
-    fig.update_layout(
-        title=title, xaxis_title="block", yaxis_title="block", yaxis_autorange="reversed", width=560,
-        height=520,
-    )  # fmt: skip
-    return fig

@@ -59,7 +59,7 @@ def _pred_joints(out: dict[str, Any], smpl: nn.Module, protocol: M.Protocol) -> 
     return smpl(rot[:, :1], rot[:, 1:], out["betas"].float())["joints24"]
 
 
-def _get_smpl(model: nn.Module, smpl: nn.Module | None) -> nn.Module:
+def get_smpl(model: nn.Module, smpl: nn.Module | None) -> nn.Module:
     if smpl is not None:
         return smpl
     s = getattr(model, "smpl", None)
@@ -68,7 +68,7 @@ def _get_smpl(model: nn.Module, smpl: nn.Module | None) -> nn.Module:
     return s
 
 
-def _call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[str, Any]:
+def call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if use_mask and "person_mask" in batch:
         kw["person_mask"] = batch["person_mask"]
@@ -135,12 +135,12 @@ def evaluate_batches(
     dev = torch.device(device)
     was_training = model.training
     model.eval().to(dev)
-    body = _get_smpl(model, smpl).to(dev)
+    body = get_smpl(model, smpl).to(dev)
     rows: list[pd.DataFrame] = []
     preds, gts = [], []
     for batch in tqdm(batches, total=total, desc="evaluate", disable=not progress):
         b = {k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in batch.items()}
-        out = _call_model(model, b, use_mask)
+        out = call_model(model, b, use_mask)
         res, pa, ga = _frame_errors(out, b, body, pr, per_joint)
         n = len(res["mpjpe"])
         part: dict[str, Any] = {
@@ -368,16 +368,6 @@ SMPL24_NAMES = (
 )  # fmt: skip
 
 
-def _save_fig(fig: Any, path: str | Path | None) -> None:
-    if path is None:
-        return
-    from ..io import atomic_path
-
-    p = Path(path)
-    with atomic_path(p) as tmp:
-        fig.savefig(tmp, format=p.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-
-
 def compare_to_reference(
     summary: pd.DataFrame, reference: pd.DataFrame, names=("model", "mean pose")
 ) -> pd.DataFrame:
@@ -397,56 +387,6 @@ def pick_cases(df: pd.DataFrame, n: int = 4, metric: str = "mpjpe") -> tuple[lis
     return [int(i) for i in order[:n]], [int(i) for i in order[::-1][:n]]
 
 
-@torch.no_grad()
-def plot_overlays(
-    model: nn.Module,
-    dataset: Dataset,
-    indices: list[int],
-    *,
-    titles: list[str] | None = None,
-    path: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    use_mask: bool = True,
-    ncols: int = 4,
-    focal_length: float = 5000.0,
-) -> Any:
-    """Predicted meshes drawn over their test crops (vertices projected with ``cam_t`` and the crop
-    camera, focal ``focal_length`` px at 256 px, HMR2.0 convention; faces painted far-to-near)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import PolyCollection
-
-    from ..data.augment import normalized_to_hwc255
-    from ..models.hmr import project_crop
-
-    items = [dataset[i] for i in indices]
-    batch = torch.utils.data.default_collate(items)
-    b = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
-    model.eval().to(device)
-    out = _call_model(model, b, use_mask)
-    S = int(b["img"].shape[-1])
-    uv = (project_crop(out["vertices"].float(), out["cam_t"].float(), focal_length, S) + 0.5) * S
-    depth = (out["vertices"].float() + out["cam_t"].float()[:, None])[..., 2]
-    faces = torch.as_tensor(np.asarray(_get_smpl(model, None).faces), dtype=torch.long)
-    n = len(indices)
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k >= n:
-            continue
-        ax.imshow(np.clip(normalized_to_hwc255(items[k]["img"]) / 255.0, 0, 1))
-        tri = uv[k][faces].cpu().numpy()  # (F, 3, 2)
-        order = np.argsort(-depth[k][faces].mean(-1).cpu().numpy())
-        ax.add_collection(PolyCollection(tri[order], facecolors=(0.35, 0.6, 1.0, 0.35), edgecolors="none"))
-        ax.set_xlim(0, S)
-        ax.set_ylim(S, 0)
-        if titles is not None:
-            ax.set_title(titles[k], fontsize=8)
-    fig.tight_layout()
-    _save_fig(fig, path)
-    return fig
-
-
 def per_joint_table(df: pd.DataFrame, names: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Mean error (mm) per joint from ``evaluate(..., per_joint=True)`` columns ``joint_XX``."""
     cols = sorted(c for c in df.columns if c.startswith("joint_"))
@@ -455,49 +395,6 @@ def per_joint_table(df: pd.DataFrame, names: tuple[str, ...] | None = None) -> p
     if names is None:
         names = LSP14_NAMES if len(cols) == 14 else SMPL24_NAMES if len(cols) == 24 else tuple(cols)
     return pd.DataFrame({"joint": list(names), "error_mm": df[cols].mean().to_numpy()})
-
-
-def plot_per_joint(
-    df: pd.DataFrame, path: str | Path | None = None, names: tuple[str, ...] | None = None
-) -> Any:
-    import matplotlib.pyplot as plt
-
-    t = per_joint_table(df, names)
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.bar(t["joint"], t["error_mm"], color="tab:blue")
-    ax.set_ylabel("mean error (mm)")
-    ax.tick_params(axis="x", rotation=60, labelsize=8)
-    fig.tight_layout()
-    _save_fig(fig, path)
-    return fig
-
-
-def plot_error_vs_occlusion(df: pd.DataFrame, path: str | Path | None = None, bins: int = 6) -> Any:
-    """MPJPE per frame against the occluded fraction of the subject (left) and the number of person
-    tokens (right), with binned means."""
-    import matplotlib.pyplot as plt
-
-    panels = [c for c in ("occlusion", "person_tokens") if c in df.columns]
-    if not panels:
-        raise ValueError("plot_error_vs_occlusion: df has neither 'occlusion' nor 'person_tokens'")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, col in zip(axes.flat, panels):
-        x, y = df[col].to_numpy(float), df["mpjpe"].to_numpy(float)
-        ax.scatter(x, y, s=4, alpha=0.3, color="tab:gray")
-        if np.ptp(x) > 0:
-            edges = np.linspace(x.min(), x.max(), bins + 1)
-            which = np.clip(np.digitize(x, edges[1:-1]), 0, bins - 1)
-            mids = 0.5 * (edges[1:] + edges[:-1])
-            means = [y[which == k].mean() if (which == k).any() else np.nan for k in range(bins)]
-            ax.plot(mids, means, "o-", color="tab:red", label="bin mean")
-            ax.legend(fontsize=8)
-        ax.set_xlabel(
-            {"occlusion": "occluded fraction of the subject", "person_tokens": "person tokens (of 192)"}[col]
-        )
-        ax.set_ylabel("MPJPE (mm)")
-    fig.tight_layout()
-    _save_fig(fig, path)
-    return fig
 
 
 def orientation_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -511,28 +408,6 @@ def orientation_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({"predictor": name, "median_deg": float(np.median(o)), "mean_deg": float(o.mean()),
                      "pct_over_90deg": float(100 * (o > 90).mean()), "frames": len(o)})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def plot_orientation_error(
-    frames: dict[str, pd.DataFrame], path: str | Path | None = None, bins: int = 18
-) -> Any:
-    """Histogram of the global-orientation error (``orient_deg``, 0..180°, 10° bins by default) per
-    predictor (name -> evaluate() DataFrame). A model that reads the facing direction piles up near
-    0°; one that ignores it spreads like a constant prediction."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    edges = np.linspace(0, 180, bins + 1)
-    for name, df in frames.items():
-        ax.hist(df["orient_deg"].to_numpy(float), bins=edges, histtype="step", linewidth=1.8, label=name,
-                weights=np.full(len(df), 100.0 / max(1, len(df))))  # fmt: skip
-    ax.set_xlabel("global-orientation error (deg)")
-    ax.set_ylabel("% of frames")
-    ax.set_xticks(np.arange(0, 181, 30))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save_fig(fig, path)
-    return fig
 
 
 def cost_table(

@@ -9,14 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
-def _save(fig: Any, path: str | Path | None) -> None:
-    if path is None:
-        return
-    from ..io import atomic_path
-
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=90, format=Path(path).suffix.lstrip(".") or "png")
+from .save import save_matplotlib
 
 
 def plot_training_curves(curves: pd.DataFrame, path: str | Path | None = None, window: int = 25) -> Any:
@@ -37,7 +30,7 @@ def plot_training_curves(curves: pd.DataFrame, path: str | Path | None = None, w
         ax.set_title(f"{stage} ({len(c)} steps)", fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_matplotlib(fig, path, dpi=90, tight=False)
     return fig
 
 
@@ -61,5 +54,5 @@ def plot_error_over_time(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_matplotlib(fig, path, dpi=90, tight=False)
     return fig

@@ -31,7 +31,7 @@ def plot_part_labels(
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from ..io import atomic_path
+    from .save import save_matplotlib
 
     n = len(crops)
     fig, axes = plt.subplots(n, 3, figsize=(9, 3.1 * n), squeeze=False)
@@ -58,7 +58,5 @@ def plot_part_labels(
             ax.set_yticks([])
         fig.colorbar(im, ax=axes[r, 1], fraction=0.046, ticks=[0, 6, 12, 18, 23], label="SMPL joint id")
     fig.tight_layout()
-    if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+    save_matplotlib(fig, path, dpi=100, tight=False)
     return fig

@@ -1,10 +1,12 @@
 """Figures of ECLM (notebook 02): which consecutive backbone blocks each search merged
-(:mod:`fasthmr_lib.merging.eclm`)."""
+(:mod:`fasthmr_lib.merging.eclm`) and the CKA similarity of block outputs (:mod:`fasthmr_lib.eval.cka`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..merging.eclm import Window
 
@@ -33,5 +35,20 @@ def plot_windows(rows: Mapping[str, Sequence[Window]], depth: int, title: str = 
     fig.update_layout(
         title=title, xaxis_title="block index (original numbering)", height=120 + 45 * len(labels),
         xaxis={"range": [-0.7, depth - 0.3], "dtick": 1}, yaxis={"type": "category"},
+    )  # fmt: skip
+    return fig
+
+
+def cka_heatmap(matrix: np.ndarray, title: str = "Linear CKA between block outputs") -> Any:
+    """Plotly heatmap of a (D, D) CKA matrix (block index on both axes; the paper's Fig. 2 layout)."""
+    import plotly.graph_objects as go
+
+    d = matrix.shape[0]
+    fig = go.Figure(
+        go.Heatmap(z=matrix, x=list(range(d)), y=list(range(d)), zmin=0, zmax=1, colorscale="Viridis")
+    )
+    fig.update_layout(
+        title=title, xaxis_title="block", yaxis_title="block", yaxis_autorange="reversed", width=560,
+        height=520,
     )  # fmt: skip
     return fig

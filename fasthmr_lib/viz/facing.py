@@ -29,7 +29,7 @@ def plot_facing_histogram(
     ``kappa`` the distribution a uniform set takes under the sampler's weight exp(kappa (cos phi - 1))."""
     import matplotlib.pyplot as plt
 
-    from ..io import atomic_path
+    from .save import save_matplotlib
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
     bins = np.linspace(-180, 180, 37)
@@ -45,7 +45,5 @@ def plot_facing_histogram(
     ax.set_xlim(-180, 180)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
+    save_matplotlib(fig, path, dpi=110, tight=False)
     return fig

@@ -15,8 +15,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from ..io import atomic_path
 from ..merging.patch import MaskToMeConfig
 from ..merging.trace import MergeTrace, merge_trace
+from .save import save_matplotlib, save_plotly_html
 
 PANELS = ("person tokens", "merge groups", "token size", "head query attention")
 
@@ -137,11 +139,10 @@ def save_figure(fig: go.Figure, stem: str | Path) -> list[Path]:
     """Write ``<stem>.html`` (plotly.js in the same folder, offline) and, when kaleido is installed,
     ``<stem>.png``; returns the written paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = [stem.with_suffix(".html")]
-    fig.write_html(out[0], include_plotlyjs="directory")
+    out = [save_plotly_html(fig, stem.with_suffix(".html"))]
     try:
-        fig.write_image(stem.with_suffix(".png"))
+        with atomic_path(stem.with_suffix(".png")) as tmp:
+            fig.write_image(str(tmp), format="png")
         out.append(stem.with_suffix(".png"))
     except (ValueError, ImportError, RuntimeError):
         pass
@@ -178,10 +179,7 @@ def save_trace_png(image: np.ndarray, trace: MergeTrace, blocks: Sequence[int], 
             n = trace.tokens_per_block[min(b, len(trace.tokens_per_block) - 1)]
             ax.set_title(f"{PANELS[k]} (block {b}, {n} tok)", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    return path
+    return save_matplotlib(fig, path, dpi=80, tight=False)
 
 
 def _json_safe(z: Any) -> Any:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..eval import paper_tables as PT
 from ..eval.tables import pareto_front
-from ..io import atomic_path
+from .save import save_matplotlib, save_plotly_html
 
 
 def plot_fig1(
@@ -47,7 +47,7 @@ def plot_fig1(
         a.set_title(title, fontsize=9)
         a.grid(alpha=0.3)
     fig.tight_layout()
-    _save_png(fig, png_path)
+    save_matplotlib(fig, png_path)
 
     pf = make_subplots(
         rows=1, cols=2, subplot_titles=("paper (EMDB, RTX 3090)", "ours (synthetic, this machine)")
@@ -59,7 +59,7 @@ def plot_fig1(
     pf.update_xaxes(type="log", title_text="throughput (fps)")
     pf.update_yaxes(title_text="MPJPE (mm)")
     pf.update_layout(height=450, width=1000, showlegend=False, title="Throughput vs MPJPE (Fig. 1 analog)")
-    _save_html(pf, html_path)
+    save_plotly_html(pf, html_path)
     return fig, pf
 
 
@@ -91,7 +91,7 @@ def plot_pareto(
     ax.set_title("speed-accuracy sweep over (tau, n_l, M'): Pareto front in red", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save_png(fig, png_path)
+    save_matplotlib(fig, png_path)
     pf = go.Figure()
     pf.add_trace(go.Scatter(x=df[speed], y=df[error], mode="markers", text=df[label], name="configs",
                             marker={"color": np.where(front, "crimson", "gray")}))  # fmt: skip
@@ -100,20 +100,5 @@ def plot_pareto(
     )
     pf.update_layout(xaxis_title=speed, yaxis_title=f"{error} (mm)", height=420, width=700,
                      title="Speed-accuracy sweep (tau, n_l, M')")  # fmt: skip
-    _save_html(pf, html_path)
+    save_plotly_html(pf, html_path)
     return fig, pf
-
-
-def _save_png(fig: Any, path: str | Path | None) -> None:
-    if path is None:
-        return
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
-def _save_html(fig: Any, path: str | Path | None) -> None:
-    """Write an HTML file whose plotly.js comes from a ``plotly.min.js`` written once beside it (offline)."""
-    if path is None:
-        return
-    with atomic_path(path) as tmp:
-        fig.write_html(str(tmp), include_plotlyjs="directory")
