@@ -42,18 +42,24 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
 from .config import get_preset
+from .diffusion import bench_decoder
+from .diffusion.cost import decoder_cost
 from .eval import profile as P
+from .merging import patch
+from .merging.patch import MaskToMeConfig
 
 ECLM_DEPTH = {"hmr2": 28, "camerahmr": 26}  # paper Table 12: 4 / 6 blocks merged away
 PAPER_MASKTOME = (3, 40, 90)
 ALL_CONFIGS = ("baseline", "eclm", "eclm_masktome", "decoder", "fasthmr")
 DECODER_PRESETS = {"hmr2": "paper", "camerahmr": "paper", "small": "small", "tiny": "tiny"}
+DECODER_DESC = "fasthmr_lib.diffusion.bench_decoder: one window timed, cost per frame = window time / F"
 LABELS = {
     "baseline": "baseline",
     "eclm": "+ECLM",
@@ -69,14 +75,54 @@ LABELS = {
 
 @dataclass
 class BenchConfig:
+    """One configuration to count and time.
+
+    depth: keep the first ``depth`` backbone blocks (``None``: all).
+    mask_tome: Mask-ToMe settings installed with ``merging.patch.apply`` (``None``: no token merging).
+    decoder: add the diffusion decoder (amortised over its window, see the module docstring).
+    model: ``False``: the decoder alone, no per-frame model.
+    int8: the backbone's linear layers in dynamic int8 (CPU).
+    """
+
     name: str
     depth: int | None = None
-    mask_tome: tuple[int, int, int] | None = None
-    use_mask: bool = True
-    prop_attn: bool = False
+    mask_tome: MaskToMeConfig | None = None
     decoder: bool = False
-    model: bool = True  # False: the decoder alone
-    int8: bool = False  # the backbone's linear layers in dynamic int8 (CPU)
+    model: bool = True
+    int8: bool = False
+
+
+@dataclass
+class BenchOptions:
+    """How :func:`benchmark` measures (the CLI flags of the same names).
+
+    device: where models run; warmup / repeats: untimed / timed interleaved runs per configuration;
+    threads: torch threads (0: leave the default); timing: ``False`` counts only (no rows per batch);
+    decoder_preset: VAE/denoiser preset (default from :data:`DECODER_PRESETS`); segmenter: time
+    YOLO11n-seg when available; progress: progress bars; log: a text file (e.g. ``sys.stderr``) that gets
+    a comparison table per batch size; profile_ops: > 0 adds ``op_profile`` (the top operators by self
+    time of one call at the first batch size) to each timed row.
+    """
+
+    device: str = "cpu"
+    warmup: int = 1
+    repeats: int = 3
+    threads: int = 0
+    timing: bool = True
+    decoder_preset: str | None = None
+    segmenter: bool = True
+    progress: bool = False
+    log: TextIO | None = None
+    profile_ops: int = 0
+
+
+def mask_tome_config(lnm: Sequence[int], use_mask: bool = True, prop_attn: bool = False) -> MaskToMeConfig:
+    """``(L, N_L, M)`` — merge N_L tokens in each of the first L blocks, keep at least M — as a
+    :class:`MaskToMeConfig` (paper: ``PAPER_MASKTOME`` = (3, 40, 90))."""
+    layers, per_layer, min_tokens = lnm
+    return MaskToMeConfig(
+        layers=layers, per_layer=per_layer, min_tokens=min_tokens, use_mask=use_mask, prop_attn=prop_attn
+    )
 
 
 def named_config(name: str, preset: str, args: argparse.Namespace | None = None) -> BenchConfig:
@@ -84,7 +130,7 @@ def named_config(name: str, preset: str, args: argparse.Namespace | None = None)
     eclm = ECLM_DEPTH.get(preset, full - max(1, full // 8))
     use_mask = not getattr(args, "no_mask", False)
     prop = bool(getattr(args, "prop_attn", False))
-    mt = {"mask_tome": PAPER_MASKTOME, "use_mask": use_mask, "prop_attn": prop}
+    mt = {"mask_tome": mask_tome_config(PAPER_MASKTOME, use_mask, prop)}
     table = {
         "baseline": BenchConfig("baseline"),
         "eclm": BenchConfig("eclm", depth=eclm),
@@ -112,47 +158,20 @@ def parse_mask_tome(text: str) -> tuple[int, int, int]:
     return a, b, c
 
 
-def apply_mask_tome(model: Any, cfg: BenchConfig) -> Any:
-    """Install Mask-ToMe via ``fasthmr_lib.merging.patch.apply`` (imported lazily)."""
-    try:
-        from .merging import patch
-    except ImportError as e:
-        raise RuntimeError(f"Mask-ToMe requested but fasthmr_lib.merging.patch is not available ({e})") from e
-    layers, per_layer, min_tokens = cfg.mask_tome
-    mcfg = patch.MaskToMeConfig(
-        layers=layers,
-        per_layer=per_layer,
-        min_tokens=min_tokens,
-        use_mask=cfg.use_mask,
-        prop_attn=cfg.prop_attn,
-    )
-    return patch.apply(model, mcfg)
-
-
-def decoder_hook() -> tuple[Any, str]:
-    """(``fasthmr_lib.diffusion.bench_decoder``, description) or (None, why it is absent)."""
-    try:
-        from . import diffusion
-    except ImportError as e:
-        return None, f"absent (fasthmr_lib.diffusion not importable: {e})"
-    fn = getattr(diffusion, "bench_decoder", None)
-    if fn is None:
-        return None, "absent (fasthmr_lib.diffusion provides no bench_decoder)"
-    return fn, "fasthmr_lib.diffusion.bench_decoder: one window timed, cost per frame = window time / F"
-
-
-def build(base: Any, cfg: BenchConfig) -> Any:
+def build(base: P.BackboneHead, cfg: BenchConfig) -> P.BackboneHead:
+    """``cfg``'s model from the random-weight ``base`` (weights shared, ``base`` left untouched)."""
     m = P.shallow_clone(base)
     P.truncate_depth(m, cfg.depth)
     if cfg.mask_tome is not None:
-        apply_mask_tome(m, cfg)
+        patch.apply(m, cfg.mask_tome)
     return m.eval()
 
 
 def _inputs(cfg: BenchConfig, batch: int, device: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Random (batch, 3, 256, 256) crops, plus a synthetic person mask when Mask-ToMe protects persons."""
     img = torch.randn(batch, 3, 256, 256, device=device)
     kw: dict[str, Any] = {}
-    if cfg.mask_tome is not None and cfg.use_mask:
+    if cfg.mask_tome is not None and cfg.mask_tome.use_mask:
         kw["person_mask"] = P.synthetic_person_mask(batch).to(device)
     return img, kw
 
@@ -162,230 +181,320 @@ def _median_last(xs: list[float], n: int) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+@dataclass
+class _Shared:
+    """What every configuration of one :func:`benchmark` call shares."""
+
+    preset: str
+    opts: BenchOptions
+    num_tokens: int  # tokens per block without merging
+    base: P.BackboneHead | None  # random-weight model on the device; None: counts on the meta device
+    dec_preset: str
+    dec_info: dict[str, Any] | None  # decoder_cost(dec_preset) when a configuration decodes
+    seg_model: Callable[[torch.Tensor], Any] | None
+    seg_desc: str
+    missing_front: list[str]  # pipeline stages not measured
+
+
+@dataclass
+class _BatchTimes:
+    """The timings of one batch size: results by call name, backbone / head stage times (s) by
+    configuration, the segmenter's s per image and the decoder's s per frame (window / F)."""
+
+    batch: int
+    timed: dict[str, P.TimingResult]
+    stages: dict[str, dict[str, list[float]]]
+    seg_s: float | None
+    dec_frame_s: float | None
+
+
 def benchmark(
     preset: str,
-    configs: list[str | BenchConfig],
-    batches: list[int] | tuple[int, ...] = (1,),
-    *,
-    device: str = "cpu",
-    warmup: int = 1,
-    repeats: int = 3,
-    threads: int = 0,
-    timing: bool = True,
-    decoder_preset: str | None = None,
-    segmenter: bool = True,
-    progress: bool = False,
-    log: Any = None,
-    profile_ops: int = 0,
+    configs: Sequence[str | BenchConfig],
+    batches: Sequence[int] = (1,),
+    options: BenchOptions | None = None,
 ) -> list[dict[str, Any]]:
-    """Count and (optionally) time ``configs`` of ``preset`` side by side; one dict per (batch, config),
-    batches outer (see the module docstring for the fields' meaning). ``log`` (a file, e.g. sys.stderr)
-    receives a text comparison per batch size; ``profile_ops`` > 0 adds ``op_profile`` (the top operators by
-    self time of one forward at the first batch size) to each timed row."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Count and (with ``options.timing``) time ``configs`` (names for :func:`named_config` or
+    :class:`BenchConfig`) of ``preset`` side by side at each batch size in ``batches``.
+
+    Returns one dict per (batch, config), batches outer (see the module docstring for the fields'
+    meaning); without timing, one per config with ``batch=None``."""
+    opts = options or BenchOptions()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     cfgs = [c if isinstance(c, BenchConfig) else named_config(c, preset) for c in configs]
     if not cfgs:
         raise ValueError("benchmark: no configurations given")
-    if any(c.mask_tome for c in cfgs):  # fail fast, before building a large model
-        try:
-            from .merging import patch  # noqa: F401
-        except ImportError as e:
-            msg = f"Mask-ToMe requested but fasthmr_lib.merging.patch is not available ({e})"
-            raise RuntimeError(msg) from e
-    mcfg = get_preset(preset)
-    dec_preset = decoder_preset or DECODER_PRESETS.get(preset, "tiny")
-    need_dec = any(c.decoder for c in cfgs)
-    dec_fn, dec_desc = decoder_hook() if need_dec else (None, None)
-    dec_info: dict[str, Any] | None = None
-    if dec_fn is not None:
-        from .diffusion import cost as dcost
-
-        dec_info = dcost.decoder_cost(dec_preset)
-    need_real = timing or any(c.mask_tome for c in cfgs if c.model)
-    base = P.build_bench_model(preset).to(device) if need_real and any(c.model for c in cfgs) else None
-    seg_model, seg_desc = (None, "not requested (--no-segmenter)")
-    if segmenter:
-        seg_model, seg_desc = P.build_segmenter(device=device) if timing else (None, P.segmenter_status())
-    missing_front = [] if seg_model is not None else ["segmenter/detector"]
-    if preset == "camerahmr":
-        missing_front.append("camera intrinsics (HumanFoV; not implemented)")
-
+    sh = _prepare(preset, cfgs, opts)
     rows: list[dict[str, Any]] = []
-    models: dict[str, Any] = {}
+    models: dict[str, P.BackboneHead] = {}
     for cfg in cfgs:
-        row: dict[str, Any] = {"preset": preset, "config": cfg.name, "label": LABELS.get(cfg.name, cfg.name)}
-        if cfg.model:
-            if base is None:
-                m = P.build_meta_model(preset, cfg.depth)
-                img, kw = torch.randn(1, 3, 256, 256, device="meta"), {}
-            else:
-                m = build(base, cfg)
-                img, kw = _inputs(cfg, 1, device)
-            mc = P.count_macs(m, img, **kw)  # int8 configurations: the same MACs, counted before quantising
-            params = P.count_params(m)
-            out = mc.output if isinstance(mc.output, dict) else {}
-            if cfg.int8 and base is not None:
-                from .models.quantize import quantize_int8
-
-                m = quantize_int8(m)
-            tpb = out.get("tokens_per_block") or [mcfg.vit.num_tokens] * len(m.backbone.blocks)
-            models[cfg.name] = m
-            row.update(
-                depth=len(m.backbone.blocks),
-                mask_tome=list(cfg.mask_tome) if cfg.mask_tome else None,
-                use_mask=cfg.use_mask if cfg.mask_tome else None,
-                prop_attn=cfg.prop_attn if cfg.mask_tome else None,
-                int8=cfg.int8,
-                params=params,
-                macs_per_image={
-                    "all": mc.all,
-                    "linear_conv": mc.linear_conv,
-                    "by_component": mc.by_component,
-                },
-                tokens_per_block=tpb,
-            )
-        else:
-            row.update(depth=None, mask_tome=None, use_mask=None, prop_attn=None, params={"total": 0},
-                       macs_per_image={"all": 0.0, "linear_conv": 0.0, "by_component": {}},
-                       tokens_per_block=None)  # fmt: skip
-        row["decoder"] = dec_desc if cfg.decoder else None
-        if cfg.decoder and dec_info is not None:
-            row.update(
-                decoder_preset=dec_preset,
-                decoder_frames_per_window=dec_info["num_frames"],
-                decoder_params=dec_info["params"],
-                decoder_macs_per_frame=dec_info["macs_per_frame"],
-                decoder_macs_per_window=dec_info["macs_per_window"],
-            )
-            row["params"] = dict(row["params"], decoder=dec_info["params"]["total"])
-            row["params"]["total"] = row["params"]["total"] + dec_info["params"]["total"]
-        row["segmenter"] = seg_desc
+        row, model = _count(sh, cfg)
         rows.append(row)
-    if not timing:
+        if model is not None:
+            models[cfg.name] = model
+    if not opts.timing:
         return [dict(r, batch=None) for r in rows]
-
-    F = dec_info["num_frames"] if dec_info is not None else None
     results: list[dict[str, Any]] = []
     for batch in batches:
-        calls, stages = [], {}
-        for cfg in cfgs:
-            if not cfg.model:
-                continue
-            m = models[cfg.name]
-            img, kw = _inputs(cfg, batch, device)
-            st: dict[str, list[float]] = {}
-            stages[cfg.name] = st
-
-            def fn(m=m, img=img, kw=kw, st=st):
-                m(img, stage_times=st, **kw)
-
-            calls.append((cfg.name, fn))
-        if dec_fn is not None:
-            calls.append(("decoder", lambda: dec_fn(F, device, dec_preset)))
-        if seg_model is not None:
-            seg_in = torch.rand(batch, 3, 640, 640, device=device)
-            calls.append(("segmenter", lambda x=seg_in: seg_model(x)))
-        timed = {
-            t.name: t
-            for t in P.time_side_by_side(
-                calls, batch, warmup=warmup, repeats=repeats, device=device, progress=progress
-            )
-        }
-        seg_s = timed["segmenter"].median_s / batch if "segmenter" in timed else None
-        dec_frame_s = timed["decoder"].median_s / F if "decoder" in timed else None
-        batch_rows = []
-        for r, cfg in zip(rows, cfgs):
-            comp: dict[str, float | None] = {
-                "segmenter": seg_s,
-                "backbone": None,
-                "head": None,
-                "decoder": None,
-            }
-            if cfg.model:
-                t = timed[cfg.name]
-                model_s = t.median_s
-                comp["backbone"] = _median_last(stages[cfg.name].get("backbone", []), repeats) / batch
-                comp["head"] = _median_last(stages[cfg.name].get("head", []), repeats) / batch
-                iqr, mem = t.iqr_s, t.peak_mem_mb
-            else:
-                t = timed.get("decoder")
-                model_s, iqr, mem = 0.0, 0.0, (t.peak_mem_mb if t is not None else None)
-            total_s = model_s
-            if cfg.decoder and dec_frame_s is not None:
-                comp["decoder"] = dec_frame_s
-                total_s += batch * dec_frame_s
-            if not cfg.model and dec_frame_s is None:
-                continue  # decoder alone but no decoder hook
-            fps = {k: (1.0 / v if v else None) for k, v in comp.items()}
-            model_fps = batch / model_s if cfg.model else None
-            used = {"front_end(segmenter)": fps["segmenter"]}
-            if cfg.model:
-                used["model"] = model_fps
-            if cfg.decoder:
-                used["decoder"] = fps["decoder"]
-            pipe = P.combine_components(used)
-            pipe["missing"] = sorted(set(pipe["missing"]) - {"front_end(segmenter)"}) + missing_front
-            d = dict(
-                r,
-                batch=batch,
-                latency_ms_median=1000 * total_s,
-                latency_ms_iqr=1000 * iqr,
-                images_per_s=batch / total_s,
-                repeats=repeats,
-                warmup=warmup,
-                peak_mem_mb=mem,
-                mem_kind=t.mem_kind if t is not None else None,
-                threads=torch.get_num_threads(),
-                device=str(device),
-                components_ms_per_image={k: (1000 * v if v is not None else None) for k, v in comp.items()},
-                components_fps=fps,
-                pipeline=pipe,
-            )
-            if cfg.decoder and "decoder" in timed:
-                d["decoder_window_ms"] = 1000 * timed["decoder"].median_s
-                d["decoder_peak_mem_mb"] = timed["decoder"].peak_mem_mb
-                d["throughput_note"] = "decoder amortised: B / (t_model(B) + B * t_window / F)"
-            batch_rows.append(d)
-        base_ips = batch_rows[0]["images_per_s"]
-        base_pipe = batch_rows[0]["pipeline"]["fps"]
-        for d in batch_rows:
-            d["speedup"] = d["images_per_s"] / base_ips
-            d["pipeline_speedup"] = d["pipeline"]["fps"] / base_pipe if base_pipe else None
-        if profile_ops and batch == batches[0]:
-            for d, cfg in zip(batch_rows, [c for c in cfgs if c.model or dec_frame_s is not None]):
-                fn = dict(calls).get(cfg.name if cfg.model else "decoder")
-                if fn is not None:
-                    d["op_profile"] = P.op_profile(fn, profile_ops, device)
-                    if log is not None:
-                        print(
-                            f"-- {cfg.name}: top {profile_ops} ops by self time (one call, batch {batch})",
-                            file=log,
-                        )
-                        for o in d["op_profile"]:
-                            print(
-                                f"   {o['self_pct']:5.1f}%  {o['self_ms']:9.1f} ms  "
-                                f"x{o['calls']:<5} {o['op']}",
-                                file=log,
-                            )
-        if log is not None:
-            print(format_rows(batch_rows), file=log)
-        results.extend(batch_rows)
+        profile = bool(opts.profile_ops) and batch == batches[0]
+        results.extend(_time_batch(sh, cfgs, rows, models, batch, profile))
     return results
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    preset = args.preset
-    if args.compare:
-        names = [n for c in args.compare for n in (ALL_CONFIGS if c == "all" else (c,))]
-        configs: list[Any] = [named_config(n, preset, args) for n in names]
+def _prepare(preset: str, cfgs: list[BenchConfig], opts: BenchOptions) -> _Shared:
+    """The decoder's counts, the random-weight base model (only when something runs for real) and the
+    segmenter (timed only when available)."""
+    num_tokens = get_preset(preset).vit.num_tokens
+    dec_preset = opts.decoder_preset or DECODER_PRESETS.get(preset, "tiny")
+    dec_info = decoder_cost(dec_preset) if any(c.decoder for c in cfgs) else None
+    need_real = opts.timing or any(c.mask_tome is not None for c in cfgs if c.model)
+    base = P.build_bench_model(preset).to(opts.device) if need_real and any(c.model for c in cfgs) else None
+    seg_model, seg_desc = (None, "not requested (--no-segmenter)")
+    if opts.segmenter:
+        if opts.timing:
+            seg_model, seg_desc = P.build_segmenter(device=opts.device)
+        else:
+            seg_model, seg_desc = None, P.segmenter_status()
+    missing_front = [] if seg_model is not None else ["segmenter/detector"]
+    if preset == "camerahmr":
+        missing_front.append("camera intrinsics (HumanFoV; not implemented)")
+    return _Shared(preset, opts, num_tokens, base, dec_preset, dec_info, seg_model, seg_desc, missing_front)
+
+
+# ---------------------------------------------------------------------------------------------
+# counting: parameters and MACs per image
+
+
+def _count(sh: _Shared, cfg: BenchConfig) -> tuple[dict[str, Any], P.BackboneHead | None]:
+    """The counts row of one configuration and its model to time (``None``: the decoder alone)."""
+    row: dict[str, Any] = {"preset": sh.preset, "config": cfg.name, "label": LABELS.get(cfg.name, cfg.name)}
+    model = None
+    if cfg.model:
+        model, counts = _count_model(sh, cfg)
+        row.update(counts)
     else:
-        mt = None if args.mask_tome is None else args.mask_tome
-        configs = [BenchConfig("custom", args.depth, mt, not args.no_mask, args.prop_attn)]
-    return benchmark(
-        preset,
-        configs,
-        args.batch,
+        row.update(depth=None, mask_tome=None, use_mask=None, prop_attn=None, params={"total": 0},
+                   macs_per_image={"all": 0.0, "linear_conv": 0.0, "by_component": {}},
+                   tokens_per_block=None)  # fmt: skip
+    row["decoder"] = DECODER_DESC if cfg.decoder else None
+    if cfg.decoder and sh.dec_info is not None:
+        info = sh.dec_info
+        row.update(
+            decoder_preset=sh.dec_preset,
+            decoder_frames_per_window=info["num_frames"],
+            decoder_params=info["params"],
+            decoder_macs_per_frame=info["macs_per_frame"],
+            decoder_macs_per_window=info["macs_per_window"],
+        )
+        row["params"] = dict(row["params"], decoder=info["params"]["total"])
+        row["params"]["total"] = row["params"]["total"] + info["params"]["total"]
+    row["segmenter"] = sh.seg_desc
+    return row, model
+
+
+def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[str, Any]]:
+    """Parameters, MACs of one image (two conventions) and tokens per block of the per-frame model, on
+    the meta device when nothing is timed; returns the model (int8 when asked) and the row fields."""
+    if sh.base is None:
+        m = P.build_meta_model(sh.preset, cfg.depth)
+        img, kw = torch.randn(1, 3, 256, 256, device="meta"), {}
+    else:
+        m = build(sh.base, cfg)
+        img, kw = _inputs(cfg, 1, sh.opts.device)
+    mc = P.count_macs(m, img, **kw)  # int8 configurations: the same MACs, counted before quantising
+    params = P.count_params(m)
+    out = mc.output if isinstance(mc.output, dict) else {}
+    if cfg.int8 and sh.base is not None:
+        from .models.quantize import quantize_int8
+
+        m = quantize_int8(m)
+    tpb = out.get("tokens_per_block") or [sh.num_tokens] * len(m.backbone.blocks)
+    mt = cfg.mask_tome
+    return m, dict(
+        depth=len(m.backbone.blocks),
+        mask_tome=[mt.layers, mt.per_layer, mt.min_tokens] if mt is not None else None,
+        use_mask=mt.use_mask if mt is not None else None,
+        prop_attn=mt.prop_attn if mt is not None else None,
+        int8=cfg.int8,
+        params=params,
+        macs_per_image={"all": mc.all, "linear_conv": mc.linear_conv, "by_component": mc.by_component},
+        tokens_per_block=tpb,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# timing: one batch size, every configuration interleaved
+
+
+def _time_batch(
+    sh: _Shared,
+    cfgs: list[BenchConfig],
+    rows: list[dict[str, Any]],
+    models: dict[str, P.BackboneHead],
+    batch: int,
+    profile: bool,
+) -> list[dict[str, Any]]:
+    """Time every configuration at ``batch`` side by side -> the timed rows (``rows`` + times, speed-ups,
+    pipeline; ``op_profile`` when ``profile``), printed to ``sh.opts.log`` as a table."""
+    o = sh.opts
+    calls, stages = _calls(sh, cfgs, models, batch)
+    results = P.time_side_by_side(
+        calls, batch, warmup=o.warmup, repeats=o.repeats, device=o.device, progress=o.progress
+    )
+    timed = {t.name: t for t in results}
+    F = sh.dec_info["num_frames"] if sh.dec_info is not None else None
+    bt = _BatchTimes(
+        batch,
+        timed,
+        stages,
+        seg_s=timed["segmenter"].median_s / batch if "segmenter" in timed else None,
+        dec_frame_s=timed["decoder"].median_s / F if "decoder" in timed else None,
+    )
+    batch_rows = []
+    for r, cfg in zip(rows, cfgs):
+        d = _timed_row(sh, r, cfg, bt)
+        if d is not None:
+            batch_rows.append(d)
+    _add_speedups(batch_rows)
+    if profile:
+        _profile_ops(sh, batch_rows, cfgs, calls, bt)
+    if o.log is not None:
+        print(format_rows(batch_rows), file=o.log)
+    return batch_rows
+
+
+def _calls(
+    sh: _Shared, cfgs: list[BenchConfig], models: dict[str, P.BackboneHead], batch: int
+) -> tuple[list[tuple[str, Callable[[], Any]]], dict[str, dict[str, list[float]]]]:
+    """The calls timed at ``batch``, by name (configurations with a model, then ``decoder`` — one
+    window of F frames — and ``segmenter``), and the stage-time lists the model calls fill."""
+    device = sh.opts.device
+    calls: list[tuple[str, Callable[[], Any]]] = []
+    stages: dict[str, dict[str, list[float]]] = {}
+    for cfg in cfgs:
+        if not cfg.model:
+            continue
+        m = models[cfg.name]
+        img, kw = _inputs(cfg, batch, device)
+        st: dict[str, list[float]] = {}
+        stages[cfg.name] = st
+
+        def fn(m=m, img=img, kw=kw, st=st):
+            m(img, stage_times=st, **kw)
+
+        calls.append((cfg.name, fn))
+    if sh.dec_info is not None:
+        F = sh.dec_info["num_frames"]
+        calls.append(("decoder", lambda: bench_decoder(F, device, sh.dec_preset)))
+    if sh.seg_model is not None:
+        seg_in = torch.rand(batch, 3, 640, 640, device=device)
+        calls.append(("segmenter", lambda x=seg_in: sh.seg_model(x)))
+    return calls, stages
+
+
+# ---------------------------------------------------------------------------------------------
+# result assembly: per-component times, amortised throughput, harmonic pipeline, speed-ups
+
+
+def _timed_row(sh: _Shared, row: dict[str, Any], cfg: BenchConfig, bt: _BatchTimes) -> dict[str, Any] | None:
+    """``row`` with the times of ``cfg`` at ``bt.batch`` (``None``: the decoder alone without decoder
+    times). Latency and images/s include the decoder amortised over its window: B·t_window/F."""
+    batch, timed = bt.batch, bt.timed
+    comp: dict[str, float | None] = {"segmenter": bt.seg_s, "backbone": None, "head": None, "decoder": None}
+    if cfg.model:
+        t = timed[cfg.name]
+        model_s = t.median_s
+        comp["backbone"] = _median_last(bt.stages[cfg.name].get("backbone", []), sh.opts.repeats) / batch
+        comp["head"] = _median_last(bt.stages[cfg.name].get("head", []), sh.opts.repeats) / batch
+        iqr, mem = t.iqr_s, t.peak_mem_mb
+    else:
+        t = timed.get("decoder")
+        model_s, iqr, mem = 0.0, 0.0, (t.peak_mem_mb if t is not None else None)
+    total_s = model_s
+    if cfg.decoder and bt.dec_frame_s is not None:
+        comp["decoder"] = bt.dec_frame_s
+        total_s += batch * bt.dec_frame_s
+    if not cfg.model and bt.dec_frame_s is None:
+        return None  # decoder alone but no decoder timing
+    fps = {k: (1.0 / v if v else None) for k, v in comp.items()}
+    d = dict(
+        row,
+        batch=batch,
+        latency_ms_median=1000 * total_s,
+        latency_ms_iqr=1000 * iqr,
+        images_per_s=batch / total_s,
+        repeats=sh.opts.repeats,
+        warmup=sh.opts.warmup,
+        peak_mem_mb=mem,
+        mem_kind=t.mem_kind if t is not None else None,
+        threads=torch.get_num_threads(),
+        device=str(sh.opts.device),
+        components_ms_per_image={k: (1000 * v if v is not None else None) for k, v in comp.items()},
+        components_fps=fps,
+        pipeline=_pipeline(sh, cfg, fps, batch / model_s if cfg.model else None),
+    )
+    if cfg.decoder and "decoder" in timed:
+        d["decoder_window_ms"] = 1000 * timed["decoder"].median_s
+        d["decoder_peak_mem_mb"] = timed["decoder"].peak_mem_mb
+        d["throughput_note"] = "decoder amortised: B / (t_model(B) + B * t_window / F)"
+    return d
+
+
+def _pipeline(
+    sh: _Shared, cfg: BenchConfig, fps: dict[str, float | None], model_fps: float | None
+) -> dict[str, Any]:
+    """Harmonic combination 1 / Σ 1/fps_i of the components ``cfg`` uses (segmenter, per-frame model,
+    decoder per frame; :func:`fasthmr_lib.eval.profile.combine_components`) and what it misses."""
+    used = {"front_end(segmenter)": fps["segmenter"]}
+    if cfg.model:
+        used["model"] = model_fps
+    if cfg.decoder:
+        used["decoder"] = fps["decoder"]
+    pipe = P.combine_components(used)
+    pipe["missing"] = sorted(set(pipe["missing"]) - {"front_end(segmenter)"}) + sh.missing_front
+    return pipe
+
+
+def _add_speedups(batch_rows: list[dict[str, Any]]) -> None:
+    """``speedup`` / ``pipeline_speedup``: images/s and pipeline fps over the first row's (same batch)."""
+    base_ips = batch_rows[0]["images_per_s"]
+    base_pipe = batch_rows[0]["pipeline"]["fps"]
+    for d in batch_rows:
+        d["speedup"] = d["images_per_s"] / base_ips
+        d["pipeline_speedup"] = d["pipeline"]["fps"] / base_pipe if base_pipe else None
+
+
+def _profile_ops(
+    sh: _Shared,
+    batch_rows: list[dict[str, Any]],
+    cfgs: list[BenchConfig],
+    calls: list[tuple[str, Callable[[], Any]]],
+    bt: _BatchTimes,
+) -> None:
+    """Add ``op_profile`` (top ``profile_ops`` operators by self time of one call, torch.profiler) to
+    each timed row, and print them to ``sh.opts.log``."""
+    n, log = sh.opts.profile_ops, sh.opts.log
+    for d, cfg in zip(batch_rows, [c for c in cfgs if c.model or bt.dec_frame_s is not None]):
+        fn = dict(calls).get(cfg.name if cfg.model else "decoder")
+        if fn is None:
+            continue
+        d["op_profile"] = P.op_profile(fn, n, sh.opts.device)
+        if log is None:
+            continue
+        print(f"-- {cfg.name}: top {n} ops by self time (one call, batch {bt.batch})", file=log)
+        for o in d["op_profile"]:
+            print(f"   {o['self_pct']:5.1f}%  {o['self_ms']:9.1f} ms  x{o['calls']:<5} {o['op']}", file=log)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    """The CLI flags as :class:`BenchOptions` (``--json`` turns progress bars off; the comparison tables
+    go to stderr unless ``--json`` without ``--profile-ops``)."""
+    return BenchOptions(
         device=args.device,
         warmup=args.warmup,
         repeats=args.repeats,
@@ -397,6 +506,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         log=None if args.json and not args.profile_ops else sys.stderr,
         profile_ops=args.profile_ops,
     )
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    preset = args.preset
+    if args.compare:
+        names = [n for c in args.compare for n in (ALL_CONFIGS if c == "all" else (c,))]
+        configs = [named_config(n, preset, args) for n in names]
+    else:
+        mt = None
+        if args.mask_tome is not None:
+            mt = mask_tome_config(args.mask_tome, use_mask=not args.no_mask, prop_attn=args.prop_attn)
+        configs = [BenchConfig("custom", args.depth, mt)]
+    return benchmark(preset, configs, args.batch, options_from_args(args))
 
 
 def _g(x: float | None, scale: float = 1.0, fmt: str = ".2f") -> str:

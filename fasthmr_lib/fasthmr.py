@@ -23,8 +23,6 @@ not stored (SMPL's licence; it comes from the SMPL folder, as for :mod:`fasthmr_
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,40 +31,41 @@ from typing import Any
 import numpy as np
 import roma
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .body.smpl import SMPLBody, load_body_model
 from .config import ModelConfig
 from .data.crops import crop_to_image_points, make_crop, normalize_image
-from .io import atomic_path, atomic_write_text
-from .models.checkpoints import CheckpointError
+from .merging import patch
+from .merging.patch import MaskToMeConfig
+from .models.checkpoints import (
+    CheckpointError,
+    FolderFormat,
+    load_state_strict,
+    model_config_from,
+    model_config_of,
+    read_folder_config,
+    read_folder_weights,
+    write_folder,
+)
 from .models.hmr import HMR, project_crop
 
 FORMAT_NAME = "fasthmr-model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "fasthmr.json"
+FORMAT = FolderFormat(FORMAT_NAME, FORMAT_VERSION, CONFIG_FILE, WEIGHTS_FILE, "FastHMR", "FastHMR.save")
 _HMR_PREFIXES = ("backbone.", "head.")
+# per-frame outputs of HMR.forward that predict gathers over the video
+_FRAME_KEYS = ("rotmat", "betas", "cam", "cam_t", "joints3d", "vertices", "joints2d", "head_token")
 
 
-def _patch_module():
-    """``fasthmr_lib.merging.patch`` (Mask-ToMe), imported lazily with a clear error."""
-    try:
-        from .merging import patch
-    except ImportError as e:  # pragma: no cover - depends on the parallel helper's module
-        raise RuntimeError(f"Mask-ToMe requested but fasthmr_lib.merging.patch is not available ({e})") from e
-    return patch
-
-
-def _mask_tome_dict(cfg: Any) -> dict[str, Any] | None:
+def _mask_tome_dict(cfg: MaskToMeConfig | None) -> dict[str, Any] | None:
     if cfg is None:
         return None
-    if dataclasses.is_dataclass(cfg):
-        return dataclasses.asdict(cfg)
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    raise TypeError(f"mask_tome must be a MaskToMeConfig (dataclass) or None, got {type(cfg).__name__}")
+    if isinstance(cfg, MaskToMeConfig):
+        return cfg.to_dict()
+    raise TypeError(f"mask_tome must be a MaskToMeConfig or None, got {type(cfg).__name__}")
 
 
 def _load_decoder_dir(path: str | Path, smpl: nn.Module, **kw: Any) -> nn.Module:
@@ -104,7 +103,7 @@ class FastHMR(nn.Module):
         *,
         windows: Sequence[Sequence[int]] | None = None,
         rule: str = "paper",
-        mask_tome: Any = None,
+        mask_tome: MaskToMeConfig | None = None,
         baseline_depth: int | None = None,
         metadata: dict[str, Any] | None = None,
         int8: bool = False,
@@ -137,7 +136,7 @@ class FastHMR(nn.Module):
         cls,
         baseline: HMR,
         windows: Sequence[Sequence[int]] | None = None,
-        mask_tome: Any = None,
+        mask_tome: MaskToMeConfig | None = None,
         decoder: nn.Module | str | os.PathLike | None = None,
         rule: str = "paper",
         *,
@@ -169,7 +168,7 @@ class FastHMR(nn.Module):
         ws = eclm.validate_windows(windows or [], depth)
         hmr = eclm.apply_windows(baseline, ws, rule) if ws else copy.deepcopy(baseline)
         if mask_tome is not None:
-            _patch_module().apply(hmr, mask_tome)
+            patch.apply(hmr, mask_tome)
         if isinstance(decoder, (str, os.PathLike)):
             decoder = _load_decoder_dir(decoder, hmr.smpl)
         dev = next(hmr.parameters()).device
@@ -226,7 +225,7 @@ class FastHMR(nn.Module):
                 "num_frames": d.num_frames,
             }
         return {
-            "model": _merged_config(self.hmr).to_dict(),
+            "model": model_config_of(self.hmr).to_dict(),
             "baseline_depth": self.baseline_depth,
             "depth": self.depth,
             "eclm": {"windows": [list(w) for w in self.windows], "rule": self.rule},
@@ -240,64 +239,39 @@ class FastHMR(nn.Module):
     def save(
         self, directory: str | os.PathLike, *, fp16: bool = False, metadata: dict[str, Any] | None = None
     ) -> Path:
-        """Write ``model.safetensors`` + ``fasthmr.json`` into ``directory`` (atomically, JSON last).
+        """Write ``model.safetensors`` + ``fasthmr.json`` into ``directory`` (atomically, JSON last; see
+        :func:`fasthmr_lib.models.checkpoints.write_folder`).
 
         ``fp16`` stores floating tensors in half precision (loaded back as float32). An int8 model is not
         saved (its weights are a lossy copy): save the float model and load it with ``int8=True``."""
         if self.int8:
             msg = "FastHMR.save: an int8 model is not saved; save the float model, load it with int8=True"
             raise ValueError(msg)
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors: dict[str, Tensor] = {}
-        for k, v in self.hmr.state_dict().items():
-            if k.startswith(_HMR_PREFIXES):
-                tensors["hmr." + k] = v
+        return write_folder(
+            directory,
+            FORMAT,
+            self._tensors(),
+            self.describe(),
+            fp16=fp16,
+            metadata={**self.metadata, **dict(metadata or {})},
+        )
+
+    def _tensors(self) -> dict[str, Tensor]:
+        """The artefact's tensors: ``hmr.backbone.*``, ``hmr.head.*`` and, with a decoder,
+        ``decoder.vae.*``, ``decoder.denoiser.*``, ``decoder.stats.mean/std``."""
+        tensors = {"hmr." + k: v for k, v in self.hmr.state_dict().items() if k.startswith(_HMR_PREFIXES)}
         if self.decoder is not None:
             for part in ("vae", "denoiser"):
                 for k, v in getattr(self.decoder, part).state_dict().items():
                     tensors[f"decoder.{part}.{k}"] = v
             tensors["decoder.stats.mean"] = self.decoder.stats.mean
             tensors["decoder.stats.std"] = self.decoder.stats.std
-        out = {}
-        for k, v in tensors.items():
-            v = v.detach().cpu()
-            if fp16 and v.is_floating_point():
-                v = v.half()
-            out[k] = v.contiguous().clone()
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(out, str(tmp), metadata={"format": FORMAT_NAME})
-        doc = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            **self.describe(),
-            "dtype": "float16" if fp16 else "float32",
-            "num_tensors": len(out),
-            "metadata": {**self.metadata, **dict(metadata or {})},
-        }
-        atomic_write_text(directory / CONFIG_FILE, json.dumps(doc, indent=2, default=str) + "\n")
-        return directory
+        return tensors
 
     @staticmethod
     def read_config(directory: str | os.PathLike) -> dict[str, Any]:
         """The parsed ``fasthmr.json`` of a saved model (format checked)."""
-        cpath = Path(directory) / CONFIG_FILE
-        if not cpath.is_file():
-            raise CheckpointError(
-                f"FastHMR config not found: {cpath} (expected a folder written by FastHMR.save)"
-            )
-        try:
-            doc = json.loads(cpath.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{cpath}: not valid JSON ({e})") from e
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or "model" not in doc:
-            got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-            raise CheckpointError(f"{cpath}: not a {FORMAT_NAME} config (format={got!r})")
-        if int(doc.get("format_version", 0)) > FORMAT_VERSION:
-            raise CheckpointError(
-                f"{cpath}: format_version {doc['format_version']} is newer than this library"
-            )
-        return doc
+        return read_folder_config(directory, FORMAT)
 
     @classmethod
     def load(
@@ -314,28 +288,12 @@ class FastHMR(nn.Module):
         directory = Path(directory)
         doc = cls.read_config(directory)
         cpath, wpath = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        try:
-            cfg = ModelConfig.from_dict(doc["model"])
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{cpath}: bad model config ({e})") from e
-        if not wpath.is_file():
-            raise CheckpointError(f"FastHMR weights not found: {wpath}")
-        try:
-            tensors = load_file(str(wpath))
-        except Exception as e:  # safetensors' own error type, OSError, ...
-            raise CheckpointError(
-                f"{wpath}: cannot read safetensors weights ({type(e).__name__}: {e}); "
-                "the file is damaged or not safetensors"
-            ) from e
+        cfg = model_config_from(doc, cpath)
+        tensors = read_folder_weights(directory, FORMAT)
         smpl = smpl if smpl is not None else load_body_model()
-        nv = int(doc.get("body_vertices") or 0)
-        if nv and int(getattr(smpl, "num_vertices", nv)) != nv:
-            raise CheckpointError(
-                f"{cpath}: saved with a {nv}-vertex body model, but the given body model has "
-                f"{smpl.num_vertices} vertices (set FASTHMR_SMPL_DIR / smpl= to the same body model)"
-            )
+        _check_body_model(doc, smpl, cpath)
         hmr = HMR(cfg, smpl=smpl)
-        _load_strict(hmr, _strip(tensors, "hmr."), wpath, "the per-frame model", _HMR_PREFIXES)
+        load_state_strict(hmr, _strip(tensors, "hmr."), wpath, "the per-frame model", prefixes=_HMR_PREFIXES)
         decoder = None
         if doc.get("decoder") is not None:
             decoder = _build_decoder(doc["decoder"], tensors, smpl, wpath, cpath)
@@ -343,13 +301,8 @@ class FastHMR(nn.Module):
         windows = [tuple(w) for w in eclm_doc.get("windows", [])]
         hmr.eclm_windows = [list(w) for w in windows]
         hmr.eclm_rule = eclm_doc.get("rule", "paper")
-        mask_cfg = None
-        if doc.get("mask_tome") is not None:
-            patch = _patch_module()
-            try:
-                mask_cfg = patch.MaskToMeConfig(**doc["mask_tome"])
-            except TypeError as e:
-                raise CheckpointError(f"{cpath}: bad 'mask_tome' settings ({e})") from e
+        mask_cfg = _mask_tome_config(doc, cpath)
+        if mask_cfg is not None:
             patch.apply(hmr, mask_cfg)
         model = cls(
             hmr.eval(),
@@ -411,78 +364,14 @@ class FastHMR(nn.Module):
         ``head_token`` (T,C), ``crop_center`` (T,2) px, ``crop_side`` (T,) px, ``smoothed`` (T,) bool; and
         ``tokens_per_block`` (list[int]) when token merging ran.
         """
-        from tqdm.auto import tqdm
-
-        T = len(frames)
-        if T < 1:
-            raise ValueError("predict: frames is empty; expected (T, H, W, 3) uint8 with T >= 1")
-        boxes = np.asarray(boxes, np.float64)
-        if boxes.shape != (T, 4):
-            raise ValueError(f"predict: boxes must be (T={T}, 4) xyxy pixels, got {boxes.shape}")
-        if masks is not None and len(masks) != T:
-            raise ValueError(f"predict: masks must have T={T} entries (T, H, W) bool, got {len(masks)}")
-        mt = self.mask_tome
-        if mt is not None and getattr(mt, "use_mask", False) and masks is None:
-            raise ValueError(
-                "predict: this model protects person tokens (Mask-ToMe use_mask=True): pass masks (T, H, W) "
-                "bool from a segmenter (or build it with mask_tome.use_mask=False)"
-            )
-        if batch_size < 1:
-            raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
-        dev = next(self.hmr.parameters()).device
-        bbox_cond = self.hmr.cfg.head.token_input == "bbox"
-        keys = ("rotmat", "betas", "cam", "cam_t", "joints3d", "vertices", "joints2d", "head_token")
-        acc: dict[str, list[Tensor]] = {k: [] for k in keys}
-        centers, sides, tpb = [], [], None
-        for a in tqdm(range(0, T, batch_size), desc="FastHMR frames", disable=not progress):
-            imgs, pms, infos = [], [], []
-            for t in range(a, min(T, a + batch_size)):
-                img = np.asarray(frames[t])
-                if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                    raise ValueError(
-                        f"predict: frame {t} must be (H, W, 3) uint8, got {img.shape} {img.dtype}"
-                    )
-                mk = None
-                if masks is not None:
-                    m = np.asarray(masks[t])
-                    if m.shape != img.shape[:2]:
-                        raise ValueError(f"predict: mask {t} has shape {m.shape}, frame is {img.shape[:2]}")
-                    mk = {"person_mask": m.astype(bool)}
-                cr = make_crop(img, boxes[t], masks=mk, rescale=rescale)
-                imgs.append(normalize_image(cr["img"]))
-                if mk is not None:
-                    pms.append(torch.from_numpy(cr["person_mask"].astype(np.float32)))
-                centers.append(cr["center"])
-                sides.append(float(cr["side"]))
-                if bbox_cond:
-                    H, W = img.shape[:2]
-                    f = float(focal_px) if focal_px else float(np.hypot(H, W))
-                    c = cr["center"]
-                    infos.append(
-                        torch.tensor([(c[0] - W / 2) / f, (c[1] - H / 2) / f, float(cr["side"]) / f])
-                    )
-            kw: dict[str, Any] = {}
-            if pms:
-                kw["person_mask"] = torch.stack(pms).to(dev)
-            if infos:
-                kw["bbox_info"] = torch.stack(infos).float().to(dev)
-            out = self.hmr(torch.stack(imgs).to(dev), **kw)
-            for k in keys:
-                acc[k].append(out[k].detach().float().cpu())
-            tpb = out.get("tokens_per_block", tpb)
-        res: dict[str, Any] = {k: torch.cat(v) for k, v in acc.items()}
-        res["rotmat_head"] = res["rotmat"]
-        res["crop_center"] = torch.from_numpy(np.stack(centers).astype(np.float32))
-        res["crop_side"] = torch.tensor(sides, dtype=torch.float32)
+        boxes = self._check_video(frames, boxes, masks, batch_size)
+        res, centers, sides, tpb = self._per_frame(
+            frames, boxes, masks, batch_size=batch_size, focal_px=focal_px, rescale=rescale, progress=progress
+        )
+        T = len(centers)
         smoothed = torch.zeros(T, dtype=torch.bool)
         if self.decoder is not None and T >= min_decoder_frames:
-            dec = self.decode(res["head_token"], res["betas"], seed=seed)
-            rot = dec["rotmat"].float()
-            body = self._pose_body(rot, res["betas"], batch_size, dev)
-            res.update(rotmat=rot, joints3d=body["joints44"], vertices=body["vertices"])
-            res["joints2d"] = project_crop(
-                res["joints3d"], res["cam_t"], self.hmr.cfg.focal_length, self.hmr.cfg.image_size
-            )
+            self._smooth(res, seed=seed, chunk=batch_size)
             smoothed[:] = True
         aa = roma.rotmat_to_rotvec(res["rotmat"])
         res["global_orient"], res["body_pose"] = aa[:, 0], aa[:, 1:].reshape(T, 69)
@@ -492,6 +381,94 @@ class FastHMR(nn.Module):
         if tpb is not None:
             res["tokens_per_block"] = list(tpb)
         return res
+
+    def _check_video(
+        self,
+        frames: np.ndarray | Sequence[np.ndarray],
+        boxes: np.ndarray,
+        masks: np.ndarray | Sequence[np.ndarray] | None,
+        batch_size: int,
+    ) -> np.ndarray:
+        """:meth:`predict`'s argument checks (per-frame shapes are checked as frames are cropped);
+        returns ``boxes`` as a (T, 4) float64 array."""
+        T = len(frames)
+        if T < 1:
+            raise ValueError("predict: frames is empty; expected (T, H, W, 3) uint8 with T >= 1")
+        boxes = np.asarray(boxes, np.float64)
+        if boxes.shape != (T, 4):
+            raise ValueError(f"predict: boxes must be (T={T}, 4) xyxy pixels, got {boxes.shape}")
+        if masks is not None and len(masks) != T:
+            raise ValueError(f"predict: masks must have T={T} entries (T, H, W) bool, got {len(masks)}")
+        mt = self.mask_tome
+        if mt is not None and mt.use_mask and masks is None:
+            raise ValueError(
+                "predict: this model protects person tokens (Mask-ToMe use_mask=True): pass masks (T, H, W) "
+                "bool from a segmenter (or build it with mask_tome.use_mask=False)"
+            )
+        if batch_size < 1:
+            raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
+        return boxes
+
+    def _per_frame(
+        self,
+        frames: np.ndarray | Sequence[np.ndarray],
+        boxes: np.ndarray,
+        masks: np.ndarray | Sequence[np.ndarray] | None,
+        *,
+        batch_size: int,
+        focal_px: float | None,
+        rescale: float,
+        progress: bool,
+    ) -> tuple[dict[str, Tensor], list[np.ndarray], list[float], list[int] | None]:
+        """The per-frame model over the video in batches of HMR2.0 crops -> (outputs of :data:`_FRAME_KEYS`
+        (T, ...) + ``rotmat_head``, ``crop_center`` (T,2), ``crop_side`` (T,); crop centres (px);
+        crop sides (px); tokens per block of the last batch or ``None``)."""
+        from tqdm.auto import tqdm
+
+        T = len(frames)
+        dev = next(self.hmr.parameters()).device
+        bbox_cond = self.hmr.cfg.head.token_input == "bbox"
+        acc: dict[str, list[Tensor]] = {k: [] for k in _FRAME_KEYS}
+        centers, sides, tpb = [], [], None
+        for a in tqdm(range(0, T, batch_size), desc="FastHMR frames", disable=not progress):
+            imgs, pms, infos = [], [], []
+            for t in range(a, min(T, a + batch_size)):
+                img = np.asarray(frames[t])
+                cr = _crop_frame(img, boxes[t], None if masks is None else masks[t], t, rescale)
+                imgs.append(normalize_image(cr["img"]))
+                if masks is not None:
+                    pms.append(torch.from_numpy(cr["person_mask"].astype(np.float32)))
+                centers.append(cr["center"])
+                sides.append(float(cr["side"]))
+                if bbox_cond:
+                    infos.append(_bbox_info(cr["center"], float(cr["side"]), img.shape[:2], focal_px))
+            kw: dict[str, Any] = {}
+            if pms:
+                kw["person_mask"] = torch.stack(pms).to(dev)
+            if infos:
+                kw["bbox_info"] = torch.stack(infos).float().to(dev)
+            out = self.hmr(torch.stack(imgs).to(dev), **kw)
+            for k in _FRAME_KEYS:
+                acc[k].append(out[k].detach().float().cpu())
+            tpb = out.get("tokens_per_block", tpb)
+        res: dict[str, Tensor] = {k: torch.cat(v) for k, v in acc.items()}
+        res["rotmat_head"] = res["rotmat"]
+        res["crop_center"] = torch.from_numpy(np.stack(centers).astype(np.float32))
+        res["crop_side"] = torch.tensor(sides, dtype=torch.float32)
+        return res, centers, sides, tpb
+
+    def _smooth(self, res: dict[str, Tensor], *, seed: int, chunk: int) -> None:
+        """Replace the head's poses in ``res`` by the decoder's, in place: ``rotmat`` (T,24,3,3) and the
+        body posed with it — ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m, ``joints2d`` (T,44,2)
+        crop-normalised (same camera ``cam_t``)."""
+        dev = next(self.hmr.parameters()).device
+        dec = self.decode(res["head_token"], res["betas"], seed=seed)
+        rot = dec["rotmat"].float()
+        body = self._pose_body(rot, res["betas"], chunk, dev)
+        res.update(rotmat=rot, joints3d=body["joints44"], vertices=body["vertices"])
+        res["joints2d"] = project_crop(
+            res["joints3d"], res["cam_t"], self.hmr.cfg.focal_length, self.hmr.cfg.image_size
+        )
 
     def _pose_body(self, rot: Tensor, betas: Tensor, chunk: int, dev: torch.device) -> dict[str, Tensor]:
         parts: dict[str, list[Tensor]] = {"joints44": [], "vertices": []}
@@ -507,43 +484,59 @@ class FastHMR(nn.Module):
 # helpers
 
 
-def _merged_config(hmr: HMR) -> ModelConfig:
-    cfg = hmr.cfg
-    return cfg.replace(vit=dataclasses.replace(cfg.vit, depth=len(hmr.backbone.blocks)))
+def _crop_frame(
+    img: np.ndarray, box: np.ndarray, mask: np.ndarray | None, t: int, rescale: float
+) -> dict[str, Any]:
+    """HMR2.0 crop of frame ``t`` ((H, W, 3) uint8) around ``box`` (xyxy px), with its (H, W) bool person
+    mask warped identically when given (:func:`fasthmr_lib.data.crops.make_crop`)."""
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"predict: frame {t} must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+    mk = None
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != img.shape[:2]:
+            raise ValueError(f"predict: mask {t} has shape {m.shape}, frame is {img.shape[:2]}")
+        mk = {"person_mask": m.astype(bool)}
+    return make_crop(img, box, masks=mk, rescale=rescale)
+
+
+def _bbox_info(center: np.ndarray, side: float, hw: tuple[int, int], focal_px: float | None) -> Tensor:
+    """CameraHMR's box conditioning (CLIFF): crop centre offset from the image centre and crop side,
+    all divided by the full-image focal length (px; default: the image diagonal) -> (3,)."""
+    H, W = hw
+    f = float(focal_px) if focal_px else float(np.hypot(H, W))
+    return torch.tensor([(center[0] - W / 2) / f, (center[1] - H / 2) / f, side / f])
 
 
 def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _load_strict(
-    module: nn.Module, sd: dict[str, Tensor], path: Path, what: str, prefixes: tuple[str, ...] | None = None
-) -> None:
-    """Load ``sd`` into ``module`` (keys restricted to ``prefixes``), all or nothing; errors name the file."""
-    target = {k: v for k, v in module.state_dict().items() if prefixes is None or k.startswith(prefixes)}
-    missing = sorted(set(target) - set(sd))
-    unexpected = sorted(set(sd) - set(target))
-    bad = sorted(
-        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
-        for k in set(sd) & set(target)
-        if tuple(sd[k].shape) != tuple(target[k].shape)
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {missing[:8]}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {unexpected[:8]}")
-    if bad:
-        problems.append(f"shape mismatches ({len(bad)}): {bad[:6]}")
-    if problems:
+def _check_body_model(doc: dict[str, Any], smpl: SMPLBody, cpath: Path) -> None:
+    """The body model must have the vertex count the artefact was saved with (``body_vertices``)."""
+    nv = int(doc.get("body_vertices") or 0)
+    if nv and int(getattr(smpl, "num_vertices", nv)) != nv:
         raise CheckpointError(
-            f"{path}: weights of {what} do not match its config; nothing loaded. " + "; ".join(problems)
+            f"{cpath}: saved with a {nv}-vertex body model, but the given body model has "
+            f"{smpl.num_vertices} vertices (set FASTHMR_SMPL_DIR / smpl= to the same body model)"
         )
-    with torch.no_grad():
-        module.load_state_dict({k: v.to(target[k].dtype) for k, v in sd.items()}, strict=False)
 
 
-def _build_decoder(d: dict[str, Any], tensors: dict[str, Tensor], smpl: nn.Module, wpath: Path, cpath: Path):
+def _mask_tome_config(doc: dict[str, Any], cpath: Path) -> MaskToMeConfig | None:
+    """The saved Mask-ToMe settings (``mask_tome``) or ``None``."""
+    if doc.get("mask_tome") is None:
+        return None
+    try:
+        return MaskToMeConfig(**doc["mask_tome"])
+    except TypeError as e:
+        raise CheckpointError(f"{cpath}: bad 'mask_tome' settings ({e})") from e
+
+
+def _build_decoder(
+    d: dict[str, Any], tensors: dict[str, Tensor], smpl: nn.Module, wpath: Path, cpath: Path
+) -> nn.Module:
+    """The :class:`~fasthmr_lib.diffusion.decoder.DiffusionDecoder` of a saved artefact (settings ``d``
+    from ``fasthmr.json``, weights ``decoder.*`` of ``tensors``), on ``smpl``'s body."""
     from .body.hybrik import FeatureStats, HybrIKBody
     from .diffusion.decoder import DiffusionDecoder
     from .diffusion.denoiser import DenoiserConfig, LatentDenoiser
@@ -554,8 +547,8 @@ def _build_decoder(d: dict[str, Any], tensors: dict[str, Tensor], smpl: nn.Modul
         den = LatentDenoiser(DenoiserConfig.from_dict(d["denoiser"]))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{cpath}: bad 'decoder' settings ({type(e).__name__}: {e})") from e
-    _load_strict(vae, _strip(tensors, "decoder.vae."), wpath, "the motion VAE")
-    _load_strict(den, _strip(tensors, "decoder.denoiser."), wpath, "the latent denoiser")
+    load_state_strict(vae, _strip(tensors, "decoder.vae."), wpath, "the motion VAE")
+    load_state_strict(den, _strip(tensors, "decoder.denoiser."), wpath, "the latent denoiser")
     if "decoder.stats.mean" not in tensors or "decoder.stats.std" not in tensors:
         raise CheckpointError(f"{wpath}: decoder normalisation stats 'decoder.stats.mean/std' missing")
     stats = FeatureStats(tensors["decoder.stats.mean"].float(), tensors["decoder.stats.std"].float())

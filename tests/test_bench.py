@@ -120,7 +120,7 @@ def test_fasthmr_row_amortises_decoder(monkeypatch):
         cfgs = [bench.BenchConfig("baseline"), bench.BenchConfig("eclm_dec", depth=3, decoder=True)]
     else:
         cfgs = ["baseline", "fasthmr"]
-    rows = bench.benchmark("tiny", cfgs, [4], repeats=1, warmup=1)
+    rows = bench.benchmark("tiny", cfgs, [4], bench.BenchOptions(repeats=1, warmup=1))
     r = rows[1]
     model_ms = r["latency_ms_median"] - 4 * r["decoder_window_ms"] / 16
     assert model_ms > 0

@@ -159,7 +159,7 @@ def test_table6_from_bench_rows():
 def test_table12_from_bench_counts():
     from fasthmr_lib import bench
 
-    rows = bench.benchmark("tiny", ["baseline", "eclm", "decoder"], timing=False)
+    rows = bench.benchmark("tiny", ["baseline", "eclm", "decoder"], options=bench.BenchOptions(timing=False))
     t = T.table12(rows, "tiny").set_index("config")
     assert t.loc["baseline", "paper_params_M"] == 670.2 and t.loc["eclm", "paper_macs_G"] == 107.5
     assert t.loc["eclm", "macs_reduction"] == pytest.approx(

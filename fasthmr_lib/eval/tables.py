@@ -257,7 +257,7 @@ def table6(
     ``ratio_to_baseline`` = fps / the baseline model's fps (ours and paper alike)."""
     timed = [r for r in bench_rows if r.get("batch") is not None]
     if not timed:
-        raise ValueError("table6 needs timed benchmark rows (benchmark(..., timing=True))")
+        raise ValueError("table6 needs timed benchmark rows (benchmark with BenchOptions(timing=True))")
     b = batch if batch is not None else timed[0]["batch"]
     rows = {r["config"]: r for r in timed if r["batch"] == b}
     mpjpe = dict(mpjpe or {})

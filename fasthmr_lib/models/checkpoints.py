@@ -9,6 +9,9 @@
   ``deckp``); no config file (its sizes are constants in its code; our ``camerahmr`` preset).
 * **Ours**: a folder with ``model.safetensors`` (``backbone.*`` + ``head.*``, fp32 or fp16) and
   ``config.json`` (``ModelConfig.to_dict()`` + metadata); ``config.json`` is written last.
+  The folder functions (:func:`write_folder`, :func:`read_folder_config`, :func:`read_folder_weights`,
+  :func:`load_state_strict`) are shared with :class:`fasthmr_lib.fasthmr.FastHMR`'s artefact
+  (``fasthmr.json`` + one safetensors file for the per-frame model and the decoder).
 
 Only ``backbone.`` and ``smpl_head.`` are loaded; ``discriminator.``/``smpl.``/... are known extras and
 are listed in ``model.checkpoint_info`` (the body model comes from the SMPL folder, see
@@ -28,13 +31,14 @@ import os
 import pickle
 import types
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from ..body.smpl import SMPLBody
 from ..config import ModelConfig, get_preset
@@ -193,16 +197,100 @@ def _file_key(k: str) -> str:
     return "smpl_head." + k[5:] if k.startswith("head.") else k
 
 
+def _same_key(k: str) -> str:
+    return k
+
+
+def _shape_targets(module: nn.Module, keep: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """``module``'s state-dict entries whose key passes ``keep``, as meta tensors (shape and dtype only:
+    holding the module's own tensors here would keep them alive after assignment)."""
+    return {
+        k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+        for k, v in module.state_dict().items()
+        if keep(k)
+    }
+
+
+def _mismatches(
+    target: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], name: Callable[[str], str] = _same_key
+) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, mis-shaped) keys of ``sd`` against ``target``, each named by ``name``."""
+    missing = sorted(name(k) for k in target if k not in sd)
+    unexpected = sorted(name(k) for k in sd if k not in target)
+    shape_bad = sorted(
+        f"{name(k)}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+        for k, v in sd.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    )
+    return missing, unexpected, shape_bad
+
+
+def _problems(missing: list[str], unexpected: list[str], shape_bad: list[str]) -> list[str]:
+    """One line per kind of key mismatch (empty: the keys match)."""
+    problems = []
+    if shape_bad:
+        problems.append(f"shape mismatches ({len(shape_bad)}): {shape_bad[:8]}")
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {missing[:12]}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {unexpected[:12]}")
+    return problems
+
+
+def _assign_finite(
+    module: nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor],
+    path: Path,
+    name: Callable[[str], str] = _same_key,
+) -> None:
+    """Assign the ``target`` keys of ``sd`` to ``module`` (dtypes follow the module); NaN / Inf in a
+    floating tensor raises :class:`CheckpointError` naming it, before anything is assigned.
+
+    The module takes the loaded tensors themselves (``assign=True``: memory-mapped for zip-format files,
+    so a checkpoint is resident once, not twice)."""
+    sd = {
+        k: (v if v.dtype == target[k].dtype else v.to(target[k].dtype)) for k, v in sd.items() if k in target
+    }
+    bad = next((k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: tensor {name(bad)!r} holds NaN or Inf values: the file is damaged "
+            "(its bytes changed); nothing was loaded"
+        )
+    with torch.no_grad():
+        module.load_state_dict(sd, strict=False, assign=True)
+
+
+def load_state_strict(
+    module: nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    what: str,
+    *,
+    prefixes: tuple[str, ...] | None = None,
+) -> None:
+    """Load the state dict ``sd`` (key -> tensor, any float dtype) into ``module``, all or nothing.
+
+    Only ``module``'s keys starting with ``prefixes`` are expected (``None``: all of them). Missing,
+    unexpected or mis-shaped keys and NaN / Inf tensors raise one :class:`CheckpointError` naming ``path``
+    and ``what`` (e.g. "the motion VAE"); ``module`` is then left unchanged."""
+    target = _shape_targets(module, lambda k: prefixes is None or k.startswith(prefixes))
+    problems = _problems(*_mismatches(target, sd))
+    if problems:
+        raise CheckpointError(
+            f"{path}: weights of {what} do not match its config; nothing was loaded. " + "; ".join(problems)
+        )
+    _assign_finite(module, sd, target, Path(path))
+
+
 def _map_to_model(
     model: HMR, sd: Mapping[str, torch.Tensor], path: Path, what: str, ignored: tuple[str, ...], strict: bool
 ) -> dict:
+    """Map a release state dict (``backbone.*``, ``smpl_head.*``; ``ignored`` prefixes skipped) onto
+    ``model`` all or nothing; returns its ``checkpoint_info`` (counts, missing / unexpected keys)."""
     prefix_map = {"backbone.": "backbone.", "smpl_head.": "head."}
-    # shapes and dtypes only: holding the model's own tensors here would keep them alive after assignment
-    target = {
-        k: torch.empty(v.shape, dtype=v.dtype, device="meta")
-        for k, v in model.state_dict().items()
-        if not k.startswith("smpl.")
-    }
+    target = _shape_targets(model, lambda k: not k.startswith("smpl."))
     mapped, ignored_keys, unexpected = {}, [], []
     for k, v in sd.items():
         src = next((p for p in prefix_map if k.startswith(p)), None)
@@ -214,48 +302,15 @@ def _map_to_model(
             unexpected.append(k)
     if not any(k.startswith("backbone.") for k in mapped) or not any(k.startswith("head.") for k in mapped):
         raise CheckpointError(f"{path}: no 'backbone.*' / 'smpl_head.*' weights: not {what}")
-    extra = sorted(k for k in mapped if k not in target)
-    unexpected = sorted(unexpected) + [_file_key(k) for k in extra]
-    missing = sorted(_file_key(k) for k in target if k not in mapped)  # named as in the file, like the rest
-    shape_bad = sorted(
-        f"{_file_key(k)}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
-        for k, v in mapped.items()
-        if k in target and tuple(v.shape) != tuple(target[k].shape)
-    )
-
-    problems = []
-    if shape_bad:
-        problems.append(f"shape mismatches ({len(shape_bad)}): {shape_bad[:8]}")
-    if strict and missing:
-        problems.append(f"missing keys ({len(missing)}): {missing[:12]}")
-    if strict and unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {unexpected[:12]}")
+    missing, extra, shape_bad = _mismatches(target, mapped, _file_key)  # named as in the file
+    unexpected = sorted(unexpected) + extra
+    problems = _problems(missing if strict else [], unexpected if strict else [], shape_bad)
     if problems:
-        hint = ""
-        file_deckp, model_deckp = "head.deckp.weight" in mapped, "head.deckp.weight" in target
-        if file_deckp and not model_deckp:
-            hint = " (the file holds a CameraHMR head: use load_camerahmr)"
-        elif model_deckp and not file_deckp:
-            hint = " (the file holds an HMR2.0 head: use load_4dhumans)"
         raise CheckpointError(
-            f"{path}: does not match the model config {model.cfg.name!r} for {what}{hint}; "
-            "nothing was loaded. " + "; ".join(problems)
+            f"{path}: does not match the model config {model.cfg.name!r} for {what}"
+            f"{_loader_hint(mapped, target)}; nothing was loaded. " + "; ".join(problems)
         )
-    # assign: the model takes the loaded tensors themselves (memory-mapped for zip-format files, so a
-    # checkpoint is resident once, not twice); dtypes follow the model
-    with torch.no_grad():
-        sd = {
-            k: (v if v.dtype == target[k].dtype else v.to(target[k].dtype))
-            for k, v in mapped.items()
-            if k in target
-        }
-        model.load_state_dict(sd, strict=False, assign=True)
-    bad = next((k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
-    if bad is not None:  # the model is discarded with the error, never returned half-checked
-        raise CheckpointError(
-            f"{path}: tensor {_file_key(bad)!r} holds NaN or Inf values: the file is damaged "
-            "(its bytes changed); nothing was loaded"
-        )
+    _assign_finite(model, mapped, target, path, _file_key)  # on error the model is discarded with it
     return {
         "file": str(path),
         "format": what,
@@ -265,6 +320,16 @@ def _map_to_model(
         "missing": missing,
         "unexpected": unexpected,
     }
+
+
+def _loader_hint(mapped: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> str:
+    """Which loader fits the file when its head is the other release's (CameraHMR's has ``deckp``)."""
+    file_deckp, model_deckp = "head.deckp.weight" in mapped, "head.deckp.weight" in target
+    if file_deckp and not model_deckp:
+        return " (the file holds a CameraHMR head: use load_camerahmr)"
+    if model_deckp and not file_deckp:
+        return " (the file holds an HMR2.0 head: use load_4dhumans)"
+    return ""
 
 
 def _resolve_cfg(cfg: str | ModelConfig | None, default: str) -> ModelConfig:
@@ -378,10 +443,108 @@ def load_camerahmr(
 # our own format
 
 
-def _model_config_of(model: HMR) -> ModelConfig:
+@dataclasses.dataclass(frozen=True)
+class FolderFormat:
+    """One of our folder formats: ``weights_file`` (safetensors) + ``config_file`` (JSON, written last:
+    ``{"format": name, "format_version": version, "model": ModelConfig dict, ..., "dtype", "num_tensors",
+    "metadata"}``). ``what`` and ``writer`` name the format and the function that writes it in errors."""
+
+    name: str
+    version: int
+    config_file: str
+    weights_file: str = WEIGHTS_FILE
+    what: str = "checkpoint"
+    writer: str = "save_checkpoint"
+
+
+HMR_FORMAT = FolderFormat(FORMAT_NAME, FORMAT_VERSION, CONFIG_FILE)
+
+
+def model_config_of(model: HMR) -> ModelConfig:
+    """``model``'s config with the depth it has now (layer merging may have shortened the block list)."""
     cfg = model.cfg
-    depth = model.backbone.depth  # layer merging may have shortened the block list
-    return cfg.replace(vit=type(cfg.vit)(**{**cfg.vit.__dict__, "depth": depth}))
+    return cfg.replace(vit=dataclasses.replace(cfg.vit, depth=model.backbone.depth))
+
+
+def write_folder(
+    directory: str | os.PathLike,
+    fmt: FolderFormat,
+    tensors: Mapping[str, torch.Tensor],
+    header: Mapping[str, Any],
+    *,
+    fp16: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+    weights_metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``tensors`` (key -> tensor; floating ones in half precision when ``fp16``) to
+    ``fmt.weights_file`` and ``{"format", "format_version", **header, "dtype", "num_tensors", "metadata"}``
+    to ``fmt.config_file`` in ``directory``, each atomically, the config last (a folder with a config is
+    complete). ``metadata`` (JSON-serialisable) is stored as given; ``weights_metadata`` goes into the
+    safetensors header next to ``format``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().cpu()
+        if fp16 and v.is_floating_point():
+            v = v.half()
+        out[k] = v.contiguous().clone()
+    with atomic_path(directory / fmt.weights_file) as tmp:
+        save_file(out, str(tmp), metadata={"format": fmt.name, **(weights_metadata or {})})
+    doc = {
+        "format": fmt.name,
+        "format_version": fmt.version,
+        **header,
+        "dtype": "float16" if fp16 else "float32",
+        "num_tensors": len(out),
+        "metadata": dict(metadata or {}),
+    }
+    atomic_write_text(directory / fmt.config_file, json.dumps(doc, indent=2, default=str) + "\n")
+    return directory
+
+
+def read_folder_config(directory: str | os.PathLike, fmt: FolderFormat) -> dict[str, Any]:
+    """The parsed ``fmt.config_file`` of a folder written by :func:`write_folder` (format, version and the
+    ``model`` entry checked)."""
+    cpath = Path(directory) / fmt.config_file
+    if not cpath.is_file():
+        raise CheckpointError(
+            f"{fmt.what} config not found: {cpath} (expected a folder written by {fmt.writer})"
+        )
+    try:
+        doc = json.loads(cpath.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{cpath}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != fmt.name or "model" not in doc:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise CheckpointError(f"{cpath}: not a {fmt.name} checkpoint config (format={got!r})")
+    if int(doc.get("format_version", 0)) > fmt.version:
+        raise CheckpointError(
+            f"{cpath}: format_version {doc['format_version']} is newer than this library reads"
+        )
+    return doc
+
+
+def read_folder_weights(directory: str | os.PathLike, fmt: FolderFormat) -> dict[str, torch.Tensor]:
+    """All tensors of ``fmt.weights_file`` in ``directory`` (as stored: fp32 or fp16, on the CPU)."""
+    wpath = Path(directory) / fmt.weights_file
+    if not wpath.is_file():
+        raise CheckpointError(f"{fmt.what} weights not found: {wpath}")
+    try:
+        return load_file(str(wpath))
+    except Exception as e:  # safetensors' own SafetensorError, OSError, ...
+        raise CheckpointError(
+            f"{wpath}: cannot read safetensors weights ({type(e).__name__}: {e}); "
+            "the file is damaged, truncated or not a safetensors file"
+        ) from e
+
+
+def model_config_from(doc: Mapping[str, Any], path: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` in a config document's ``model`` entry; errors name ``path``."""
+    try:
+        return ModelConfig.from_dict(doc["model"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad model config ({e})") from e
 
 
 def save_checkpoint(
@@ -390,50 +553,22 @@ def save_checkpoint(
     """Write ``model.safetensors`` (backbone + head weights, fp32 or fp16) and ``config.json``
     (``{"format", "format_version", "model": ModelConfig dict, "dtype", "metadata"}``) into ``directory``,
     atomically, config last. ``metadata`` (JSON-serialisable: recipe, metrics, ...) is stored as given."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for k, v in model.state_dict().items():
-        if k.startswith(("backbone.", "head.")):
-            v = v.detach().cpu()
-            if fp16 and v.is_floating_point():
-                v = v.half()
-            tensors[k] = v.contiguous().clone()
-    cfg = _model_config_of(model)
-    with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "model": cfg.name})
-    doc = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "model": cfg.to_dict(),
-        "dtype": "float16" if fp16 else "float32",
-        "num_tensors": len(tensors),
-        "metadata": dict(metadata or {}),
-    }
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(doc, indent=2, default=str))
-    return directory
+    tensors = {k: v for k, v in model.state_dict().items() if k.startswith(("backbone.", "head."))}
+    cfg = model_config_of(model)
+    return write_folder(
+        directory,
+        HMR_FORMAT,
+        tensors,
+        {"model": cfg.to_dict()},
+        fp16=fp16,
+        metadata=metadata,
+        weights_metadata={"model": cfg.name},
+    )
 
 
 def read_checkpoint_config(directory: str | os.PathLike) -> dict:
     """The parsed ``config.json`` of one of our checkpoints (format checked)."""
-    cpath = Path(directory) / CONFIG_FILE
-    if not cpath.is_file():
-        raise CheckpointError(
-            f"checkpoint config not found: {cpath} (expected a folder written by save_checkpoint)"
-        )
-    try:
-        doc = json.loads(cpath.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{cpath}: not valid JSON ({e})") from e
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or "model" not in doc:
-        raise CheckpointError(
-            f"{cpath}: not a {FORMAT_NAME} checkpoint config (format={doc.get('format')!r})"
-        )
-    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{cpath}: format_version {doc['format_version']} is newer than this library reads"
-        )
-    return doc
+    return read_folder_config(directory, HMR_FORMAT)
 
 
 def load_checkpoint(
@@ -443,27 +578,12 @@ def load_checkpoint(
     holds ``config.json``'s metadata."""
     directory = Path(directory)
     doc = read_checkpoint_config(directory)
-    try:
-        cfg = ModelConfig.from_dict(doc["model"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config ({e})") from e
-    wpath = directory / WEIGHTS_FILE
-    if not wpath.is_file():
-        raise CheckpointError(f"checkpoint weights not found: {wpath}")
-    try:
-        tensors = load_file(str(wpath))
-    except Exception as e:  # safetensors' own SafetensorError, OSError, ...
-        raise CheckpointError(
-            f"{wpath}: cannot read safetensors weights ({type(e).__name__}: {e}); "
-            "the file is damaged, truncated or not a safetensors file"
-        ) from e
+    cfg = model_config_from(doc, directory / CONFIG_FILE)
+    tensors = read_folder_weights(directory, HMR_FORMAT)
     model = HMR(cfg, smpl=smpl)
     ref = model.state_dict()
-    sd = {
-        ("smpl_head." + k[5:] if k.startswith("head.") else k): v.to(ref[k].dtype) if k in ref else v
-        for k, v in tensors.items()
-    }
-    info = _map_to_model(model, sd, wpath, f"a {FORMAT_NAME} checkpoint", (), strict)
+    sd = {_file_key(k): v.to(ref[k].dtype) if k in ref else v for k, v in tensors.items()}
+    info = _map_to_model(model, sd, directory / WEIGHTS_FILE, f"a {FORMAT_NAME} checkpoint", (), strict)
     info["metadata"] = doc.get("metadata", {})
     info["dtype"] = doc.get("dtype")
     model.checkpoint_info = info
