@@ -27,9 +27,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fasthmr_lib import io as fio
+from fasthmr_lib.data import motion as M
 from fasthmr_lib.data.records import SPLITS, load_clip, save_clip, world_root
 
-from . import motion as M
 from .render import RENDER_VERSION, RenderConfig
 
 FORMAT_VERSION = 1

@@ -7,7 +7,7 @@ SMPL+H G ``*_poses.npz`` -- ``poses`` (T,156) axis-angle (root, 21 body joints, 
 Shape-only files (``shape.npz``, ``*_stagei.npz``) are skipped. AMASS's world is Z up.
 
 Output ``<OUT>/<split>/<id>.npz`` per sequence, in the motion format that
-:mod:`fasthmr_lib.diffusion.training` consumes (the same dict as ``data_prep.motion.generate_clip``):
+:mod:`fasthmr_lib.diffusion.training` consumes (the same dict as ``fasthmr_lib.data.motion.generate_clip``):
 ``global_orient`` (T,3) axis-angle in a **Y-up** world (AMASS rotated by -90 deg about x), ``body_pose``
 (T,69) = SMPL joints 1..21 from AMASS + zero hand joints 22/23 (the SMPL-H/X finger joints have no SMPL
 counterpart), ``betas`` (10,) (the first 10 of AMASS's 16 -- an approximation for SMPL), ``transl`` (T,3),

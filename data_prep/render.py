@@ -6,7 +6,7 @@ over a procedural background, seen by a pinhole camera that follows the subject 
 
 Conventions
 -----------
-* World: SMPL's (Y up; :mod:`data_prep.motion` clips). Camera: OpenCV (x right, y down, z forward),
+* World: SMPL's (Y up; :mod:`fasthmr_lib.data.motion` clips). Camera: OpenCV (x right, y down, z forward),
   ``x_cam = R x_world + T``; ``K`` in px with pixel centres at integer coordinates.
 * Rays go through pixel centres; the first hit (``RayMeshIntersector.intersects_first``, embree) decides
   which person a pixel shows; its depth is the ray / triangle-plane intersection.
@@ -30,7 +30,7 @@ import torch
 from trimesh import Trimesh
 from trimesh.ray.ray_pyembree import RayMeshIntersector
 
-from . import motion as M
+from fasthmr_lib.data import motion as M
 
 RENDER_VERSION = 4  # bump when a change to this module changes its output (worlds then rebuild)
 

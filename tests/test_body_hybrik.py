@@ -126,7 +126,7 @@ def test_roundtrip_random_plausible_poses(fake_body, hb):
 
 
 def test_roundtrip_procedural_motion(fake_body, hb):
-    from data_prep import motion as M
+    from fasthmr_lib.data import motion as M
 
     clip = M.generate_clip("blend", 60, seed=3)
     pose = torch.cat([torch.as_tensor(clip["global_orient"]), torch.as_tensor(clip["body_pose"])], 1)

@@ -1,4 +1,5 @@
-"""Procedural SMPL motion (data_prep/motion.py): shapes, determinism, joint limits, smoothness, semantics."""
+"""Procedural SMPL motion (fasthmr_lib.data.motion): shapes, determinism, joint limits, smoothness,
+semantics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import roma
 import torch
 
-from data_prep import motion as M
+from fasthmr_lib.data import motion as M
 
 T = 250  # > 243, the motion-prior window
 MAX_SPEED = 15.0  # rad/s per joint (sprinting knees peak ~ 12-15 rad/s)

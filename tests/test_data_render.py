@@ -15,7 +15,6 @@ import pytest
 import torch
 import trimesh
 
-from data_prep import motion as M
 from data_prep.build_world import build_world, clip_specs
 from data_prep.render import (
     RenderConfig,
@@ -26,6 +25,7 @@ from data_prep.render import (
     render_clip,
     to_camera_params,
 )
+from fasthmr_lib.data import motion as M
 from fasthmr_lib.data.crops import make_crop
 from fasthmr_lib.data.datasets import CropDataset
 from fasthmr_lib.data.records import load_clip, read_meta, validate_arrays

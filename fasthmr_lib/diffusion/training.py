@@ -17,9 +17,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,8 +32,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .. import paths
 from ..body.hybrik import FeatureStats, HybrIKBody
+from ..data import motion
 from ..io import atomic_path, read_json, write_json
 from .denoiser import DenoiserConfig, LatentDenoiser, denoiser_config
 from .schedule import OBJECTIVES, diffusion_loss, make_scheduler, noisy_and_targets
@@ -53,27 +51,14 @@ DENOISER_FORMAT = "fasthmr-latent-denoiser"
 # motion data
 
 
-def _motion_module():
-    """``data_prep/motion.py`` of this repository (procedural SMPL motion, 30 fps)."""
-    if "data_prep.motion" in sys.modules:
-        return sys.modules["data_prep.motion"]
-    path = paths.REPO_ROOT / "data_prep" / "motion.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: procedural motion generator not found (pass your own motion clips)")
-    spec = importlib.util.spec_from_file_location("_fasthmr_motion", path)
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def procedural_motion(
     n_clips: int, n_frames: int = 300, seed: int = 0, kinds: Sequence[str] | None = None
 ) -> list[dict[str, np.ndarray]]:
-    """``n_clips`` procedural clips (``data_prep/motion.py``; world frame, Y up, 30 fps)."""
-    M = _motion_module()
-    kinds = tuple(kinds or M.KINDS)
-    return [M.generate_clip(kinds[i % len(kinds)], n_frames, seed=seed * 100_003 + i) for i in range(n_clips)]
+    """``n_clips`` procedural clips (:mod:`fasthmr_lib.data.motion`; world frame, Y up, 30 fps)."""
+    kinds = tuple(kinds or motion.KINDS)
+    return [
+        motion.generate_clip(kinds[i % len(kinds)], n_frames, seed=seed * 100_003 + i) for i in range(n_clips)
+    ]
 
 
 @torch.no_grad()

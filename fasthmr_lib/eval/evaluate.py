@@ -305,7 +305,7 @@ class MeanPoseModel(nn.Module):
     @classmethod
     def from_dataset(cls, smpl: nn.Module, dataset: Dataset, progress: bool = False) -> MeanPoseModel:
         """Mean over all items of a training dataset (CropDataset, or anything with labels ``global_orient``,
-        ``body_pose``, ``betas``; a :class:`~fasthmr_lib.models.train.CropCache` is read directly)."""
+        ``body_pose``, ``betas``; a :class:`~fasthmr_lib.data.crop_cache.CropCache` is read directly)."""
         labels = getattr(dataset, "labels", None)
         if isinstance(labels, dict):
             return cls.from_labels(smpl, labels["global_orient"], labels["body_pose"], labels["betas"])

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_path, git_hash
-from ..models.train import LossWeights, TrainConfig, train
+from ..models.losses import LossWeights
+from ..models.recipe import TrainConfig
+from ..models.train import train
 from ..paths import data_dir, results_dir
 
 CSV_NAME = "learnability.csv"

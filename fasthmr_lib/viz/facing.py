@@ -1,5 +1,5 @@
 """Facing-direction distributions: which way the people of a world face the camera, and how the training
-sampler re-weights them (``TrainConfig.facing_kappa``; ``models.train.FacingBatchSampler``)."""
+sampler re-weights them (``TrainConfig.facing_kappa``; ``data.samplers.FacingBatchSampler``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,95 @@
+"""HMR2.0 training losses (``hmr2/models/hmr2.py`` + ``losses.py``; weights: ``hmr_vit_transformer.yaml``).
+
+L1 on 44 3D keypoints after pelvis (index 39) alignment, visibility-weighted L1 on 44 2D keypoints
+(normalised crop coordinates), MSE on rotation matrices (global orient, body pose) and betas. GT 3D
+keypoints are the body model applied to GT (θ, β). The adversarial term is not used (full GT here).
+Per-sample losses are summed over joints/coordinates and averaged over the batch (HMR2.0 sums over the
+batch too; with Adam this only rescales the effective learning rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import roma
+import torch
+from torch import Tensor, nn
+
+PELVIS_INDEX = 39
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """HMR2.0 ``LOSS_WEIGHTS`` (hmr_vit_transformer.yaml), adversarial term dropped."""
+
+    keypoints_3d: float = 0.05
+    keypoints_2d: float = 0.01
+    global_orient: float = 0.001
+    body_pose: float = 0.001
+    betas: float = 0.0005
+    # Not in HMR2.0: pulls the norm of each predicted 6D column towards 1 (see compute_losses).
+    rot6d_norm: float = 0.0
+    # Not in HMR2.0: cross-entropy of the training-only dense part head (models/dense.py); 0 = no head.
+    dense_parts: float = 0.0
+
+
+HMR2_LOSS_WEIGHTS = LossWeights()  # the default of every ``weights`` argument
+
+
+def gt_body(smpl: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """GT joints/vertices from the body model applied to GT (θ, β) (no translation)."""
+    pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1)
+    return smpl.from_axis_angle(pose, batch["betas"])
+
+
+def compute_losses(
+    out: dict[str, Tensor],
+    batch: dict[str, Tensor],
+    gt_joints44: Tensor,
+    weights: LossWeights = HMR2_LOSS_WEIGHTS,
+) -> dict[str, Tensor]:
+    """HMR2.0 loss terms (each a scalar, batch-mean of per-sample sums) and their weighted ``total``.
+
+    out: model outputs ``rotmat`` (B,24,3,3), ``betas`` (B,10), ``joints3d`` (B,44,3) m,
+    ``joints2d`` (B,44,2) normalised crop coords; batch: GT ``global_orient`` (B,3), ``body_pose``
+    (B,69) axis-angle, ``betas`` (B,10), ``joints2d`` (B,44,3) normalised + visibility;
+    gt_joints44: (B,44,3) m from the body model.
+    """
+    pred3d = out["joints3d"].float()
+    pred3d = pred3d - pred3d[:, PELVIS_INDEX : PELVIS_INDEX + 1]
+    gt3d = gt_joints44 - gt_joints44[:, PELVIS_INDEX : PELVIS_INDEX + 1]
+    l3d = (pred3d - gt3d).abs().sum(dim=(1, 2)).mean()
+    kp = batch["joints2d"]
+    vis = kp[..., 2:3]
+    l2d = (vis * (out["joints2d"].float() - kp[..., :2]).abs()).sum(dim=(1, 2)).mean()
+    gt_rot = roma.rotvec_to_rotmat(
+        torch.cat([batch["global_orient"], batch["body_pose"]], -1).view(-1, 24, 3)
+    )
+    rot = out["rotmat"].float()
+    lgo = ((rot[:, 0] - gt_rot[:, 0]) ** 2).sum(dim=(1, 2)).mean()
+    lbp = ((rot[:, 1:] - gt_rot[:, 1:]) ** 2).sum(dim=(1, 2, 3)).mean()
+    lbe = ((out["betas"].float() - batch["betas"]) ** 2).sum(dim=1).mean()
+    # 6D-norm term (ours, not HMR2.0). Gram-Schmidt (Zhou et al. CVPR 2019) is scale invariant, so
+    # nothing bounds the norms of the two raw 6D columns; trained from scratch they drift (measured on
+    # the shipped small: global orient |a1|, |a2| ~ 9), which divides every rotation gradient by that
+    # norm. (Holding them at 1 alone did not make the small ViT learn the facing direction: README.)
+    cols = out["pose6d"].float().reshape(rot.shape[0], -1, 2, 3).norm(dim=-1)  # (B, 24, 2): |a1|, |a2|
+    lnorm = ((cols - 1.0) ** 2).sum(dim=(1, 2)).mean()
+    w = weights
+    total = (
+        w.keypoints_3d * l3d
+        + w.keypoints_2d * l2d
+        + w.global_orient * lgo
+        + w.body_pose * lbp
+        + w.betas * lbe
+        + w.rot6d_norm * lnorm
+    )
+    return {
+        "total": total,
+        "keypoints_3d": l3d,
+        "keypoints_2d": l2d,
+        "global_orient": lgo,
+        "body_pose": lbp,
+        "betas": lbe,
+        "rot6d_norm": lnorm,
+    }

@@ -1,0 +1,61 @@
+"""HMR2.0 training losses: zero for perfect predictions, the 6D-norm term sees only the 6D scale."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_models_train import FakeCrops
+
+from fasthmr_lib.models.losses import LossWeights, compute_losses
+
+
+def test_losses_are_zero_for_perfect_predictions(fake_body):
+    ds = FakeCrops(fake_body, n=4)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    import roma
+
+    rot = roma.rotvec_to_rotmat(torch.cat([batch["global_orient"], batch["body_pose"]], -1).view(4, 24, 3))
+    j = fake_body.from_axis_angle(torch.cat([batch["global_orient"], batch["body_pose"]], -1), batch["betas"])
+    pose6d = torch.cat([rot[..., 0], rot[..., 1]], -1).reshape(4, 144)  # unit columns a1, a2
+    out = {
+        "rotmat": rot,
+        "pose6d": pose6d,
+        "betas": batch["betas"],
+        "joints3d": j["joints44"] + 3.0,  # offset removed by pelvis
+        "joints2d": batch["joints2d"][..., :2],
+    }
+    losses = compute_losses(out, batch, j["joints44"])
+    for k, v in losses.items():
+        assert float(v) < 1e-5, k
+    out["joints2d"] = out["joints2d"] + 0.01  # 44 joints x 2 coords x 0.01 = 0.88 (all visible)
+    assert float(compute_losses(out, batch, j["joints44"])["keypoints_2d"]) == pytest.approx(0.88, rel=1e-4)
+
+
+def test_rot6d_norm_term_penalises_only_the_scale_of_the_6d_columns(fake_body):
+    """Scaling the raw 6D output leaves the rotation (Gram-Schmidt) and so every HMR2.0 term unchanged;
+    only the 6D-norm term sees it: 24 joints x 2 columns x (3 - 1)^2 = 192 per sample."""
+    from fasthmr_lib.models.head import rot6d_to_rotmat
+
+    ds = FakeCrops(fake_body, n=4)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    pose6d = torch.randn(4, 144, generator=torch.Generator().manual_seed(0))
+    unit = torch.nn.functional.normalize(pose6d.view(4, 24, 2, 3), dim=-1).reshape(4, 144)
+    pose = torch.cat([batch["global_orient"], batch["body_pose"]], -1)
+    gt = fake_body.from_axis_angle(pose, batch["betas"])
+    losses = {}
+    for scale in (1.0, 3.0):
+        p6 = unit * scale
+        rot = rot6d_to_rotmat(p6.view(4, 24, 6))
+        j = fake_body(rot[:, :1], rot[:, 1:], batch["betas"])["joints44"]
+        out = {"rotmat": rot, "pose6d": p6, "betas": batch["betas"], "joints3d": j, "joints2d": j[..., :2]}
+        losses[scale] = compute_losses(out, batch, gt["joints44"], LossWeights(rot6d_norm=0.5))
+    for k in ("keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "betas"):
+        assert float(losses[3.0][k]) == pytest.approx(float(losses[1.0][k]), rel=1e-4), k
+    assert float(losses[1.0]["rot6d_norm"]) < 1e-8
+    assert float(losses[3.0]["rot6d_norm"]) == pytest.approx(192.0, rel=1e-4)
+    d_total = float(losses[3.0]["total"] - losses[1.0]["total"])
+    assert d_total == pytest.approx(0.5 * 192.0, rel=1e-3)
+    # HMR2.0's weights (rot6d_norm = 0): the term is logged but does not enter the total
+    default = compute_losses(out, batch, gt["joints44"])
+    assert float(default["rot6d_norm"]) == pytest.approx(192.0, rel=1e-4)
+    assert float(default["total"]) == pytest.approx(float(losses[3.0]["total"]) - 0.5 * 192.0, rel=1e-3)
