@@ -91,7 +91,8 @@ class FastHMR(nn.Module):
         decoder: :class:`~fasthmr_lib.diffusion.decoder.DiffusionDecoder` or ``None`` (per-frame head only).
         windows: ECLM windows ``[(lo, hi), ...]`` in the baseline's block numbering (``[]``: none).
         rule: ECLM merge rule (``paper`` = Eq. 4).
-        mask_tome: the Mask-ToMe config (``MaskToMeConfig``) or ``None``.
+        mask_tome: the Mask-ToMe config (``MaskToMeConfig``) or ``None`` — read from
+            ``hmr.token_merging``, the one place the setting lives.
         baseline_depth: blocks of the baseline before merging.
         int8: the backbone's linear layers run in dynamic int8 (CPU inference; :mod:`.models.quantize`).
     """
@@ -116,6 +117,8 @@ class FastHMR(nn.Module):
                     f"decoder condition width {decoder.cond_dim} != the HMR head-token width {head_dim}: "
                     "the denoiser must be trained on this model's head tokens"
                 )
+        if mask_tome is not None:
+            patch.apply(hmr, mask_tome)
         self.int8 = bool(int8)
         if self.int8:  # the one place the CPU switch acts (bench's fasthmr_cpu is the same model)
             from .models.quantize import is_int8, quantize_int8
@@ -126,7 +129,6 @@ class FastHMR(nn.Module):
         self.decoder = decoder
         self.windows = [(int(a), int(b)) for a, b in (windows or [])]
         self.rule = rule
-        self.mask_tome = mask_tome
         self.baseline_depth = int(baseline_depth if baseline_depth is not None else len(hmr.backbone.blocks))
         self.metadata = dict(metadata or {})
 
@@ -167,8 +169,6 @@ class FastHMR(nn.Module):
         depth = len(baseline.backbone.blocks)
         ws = eclm.validate_windows(windows or [], depth)
         hmr = eclm.apply_windows(baseline, ws, rule) if ws else copy.deepcopy(baseline)
-        if mask_tome is not None:
-            patch.apply(hmr, mask_tome)
         if isinstance(decoder, (str, os.PathLike)):
             decoder = _load_decoder_dir(decoder, hmr.smpl)
         dev = next(hmr.parameters()).device
@@ -186,6 +186,11 @@ class FastHMR(nn.Module):
         )
 
     # ------------------------------------------------------------------ nn.Module interface
+    @property
+    def mask_tome(self) -> MaskToMeConfig | None:
+        """The Mask-ToMe settings the per-frame model runs with (``hmr.token_merging``)."""
+        return patch.config_of(self.hmr)
+
     @property
     def cfg(self) -> ModelConfig:
         """The per-frame model's config (depth = the merged depth)."""
@@ -302,8 +307,6 @@ class FastHMR(nn.Module):
         hmr.eclm_windows = [list(w) for w in windows]
         hmr.eclm_rule = eclm_doc.get("rule", "paper")
         mask_cfg = _mask_tome_config(doc, cpath)
-        if mask_cfg is not None:
-            patch.apply(hmr, mask_cfg)
         model = cls(
             hmr.eval(),
             decoder,
