@@ -462,6 +462,15 @@ class SMPLBody(smplx.SMPLLayer):
         return self.forward(R[:, :1], R[:, 1:], betas, transl)
 
 
+def per_frame_betas(betas: Tensor, T: int) -> Tensor:
+    """(K,) or (T, K) shape coefficients -> (T, K)."""
+    if betas.ndim == 1:
+        betas = betas[None].expand(T, -1)
+    if betas.ndim != 2 or betas.shape[0] != T:
+        raise ValueError(f"betas must be (K,) or ({T},K), got {tuple(betas.shape)}")
+    return betas
+
+
 def load_mean_params(path: str | Path) -> dict[str, np.ndarray]:
     """Read ``SMPL_mean_params.npz`` / ``smpl_mean_params.npz``: ``pose`` (144,) 6D, ``shape`` (10,),
     ``cam`` (3,). Raises ``ValueError`` naming the file and the missing key."""

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..body.hybrik import FeatureStats, HybrIKBody, twist_unit
+from ..body.smpl import per_frame_betas
 from .denoiser import LatentDenoiser
 from .schedule import make_scheduler, sample
 from .vae import MotionVAE
@@ -190,7 +191,7 @@ class DiffusionDecoder(nn.Module):
     def features_to_pose(self, feats: Tensor, betas: Tensor) -> dict[str, Tensor]:
         """feats (T,dim) + betas (T,K) or (K,) -> rotmat (T,24,3,3), global_orient (T,3), body_pose (T,69)."""
         T = feats.shape[0]
-        betas = _betas(betas, T)
+        betas = per_frame_betas(betas, T)
         dev = self.body.rest_template.device
         R = self.body.decode(feats.to(dev), betas.to(dev)).cpu()
         aa = roma.rotmat_to_rotvec(R)
@@ -250,14 +251,6 @@ def reconstruct_features(
     return twist_unit(out) if out.shape[-1] == 133 else out
 
 
-def _betas(betas: Tensor, T: int) -> Tensor:
-    if betas.ndim == 1:
-        betas = betas[None].expand(T, -1)
-    if betas.ndim != 2 or betas.shape[0] != T:
-        raise ValueError(f"betas must be (K,) or ({T},K), got {tuple(betas.shape)}")
-    return betas
-
-
 class StreamingDecoder:
     """Push head tokens as they arrive; get poses back once a window of F frames is complete.
 
@@ -290,7 +283,7 @@ class StreamingDecoder:
     def push(self, tokens: Tensor, betas: Tensor) -> dict[str, Tensor]:
         tokens = torch.as_tensor(tokens, dtype=torch.float32).reshape(-1, self.decoder.cond_dim)
         self._tok.append(tokens)
-        self._bet.append(_betas(torch.as_tensor(betas, dtype=torch.float32), tokens.shape[0]))
+        self._bet.append(per_frame_betas(torch.as_tensor(betas, dtype=torch.float32), tokens.shape[0]))
         F = self.decoder.num_frames
         outs = []
         while self._pending() >= F:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..models.losses import gt_body
 from . import metrics as M
 from .markdown import write_table  # noqa: F401 (notebooks call ev.write_table)
 from .paper_tables import PAPER_BASELINES
@@ -42,12 +43,6 @@ def person_token_count(person_mask: Tensor, coverage: float = 0.5, patch: int = 
     m = F.pad(m, (pad, pad, pad, pad))
     frac = F.avg_pool2d(m, patch, patch)  # floor((H + 2p - 16) / 16) + 1 cells like the conv
     return (frac >= coverage).flatten(1).sum(1)
-
-
-def gt_body(smpl: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """GT ``vertices``, ``joints24``, ``joints44`` (metres, no translation) from GT θ/β of a batch."""
-    pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1).float()
-    return smpl.from_axis_angle(pose, batch["betas"].float())
 
 
 def _pred_joints(out: dict[str, Any], smpl: nn.Module, protocol: M.Protocol) -> Tensor:

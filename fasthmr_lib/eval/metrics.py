@@ -27,6 +27,8 @@ import roma
 import torch
 from torch import Tensor, nn
 
+from ..body.smpl import per_frame_betas
+
 ArrayLike = Any  # torch.Tensor | np.ndarray
 
 #: indices of the 14 LSP-ordered evaluation joints in the 44-joint HMR2.0 layout
@@ -245,8 +247,8 @@ def evaluate_poses(
         R = torch.as_tensor(p["rotmat"], dtype=torch.float32)
         T = R.shape[0]
         Rg = roma.rotvec_to_rotmat(torch.as_tensor(g["pose"], dtype=torch.float32).reshape(T, 24, 3))
-        bp = _per_frame_betas(torch.as_tensor(p["betas"], dtype=torch.float32), T)
-        bg = _per_frame_betas(torch.as_tensor(g["betas"], dtype=torch.float32), T)
+        bp = per_frame_betas(torch.as_tensor(p["betas"], dtype=torch.float32), T)
+        bg = per_frame_betas(torch.as_tensor(g["betas"], dtype=torch.float32), T)
         res: dict[str, list] = {"mpjpe": [], "pa_mpjpe": [], "pve": []}
         pj_all, gj_all = [], []
         for a in range(0, T, chunk):
@@ -269,12 +271,3 @@ def evaluate_poses(
         df["accel"] = acc
         rows.append(df)
     return pd.concat(rows, ignore_index=True)
-
-
-def _per_frame_betas(betas: Tensor, T: int) -> Tensor:
-    """(K,) or (T, K) shape coefficients -> (T, K)."""
-    if betas.ndim == 1:
-        betas = betas[None].expand(T, -1)
-    if betas.ndim != 2 or betas.shape[0] != T:
-        raise ValueError(f"betas must be (K,) or ({T},K), got {tuple(betas.shape)}")
-    return betas

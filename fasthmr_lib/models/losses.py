@@ -37,9 +37,10 @@ HMR2_LOSS_WEIGHTS = LossWeights()  # the default of every ``weights`` argument
 
 
 def gt_body(smpl: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """GT joints/vertices from the body model applied to GT (θ, β) (no translation)."""
-    pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1)
-    return smpl.from_axis_angle(pose, batch["betas"])
+    """GT ``vertices``, ``joints24``, ``joints44`` (metres, no translation): the body model applied to the
+    GT θ/β of a batch (float32, as the crop cache and the records store them)."""
+    pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1).float()
+    return smpl.from_axis_angle(pose, batch["betas"].float())
 
 
 def compute_losses(
