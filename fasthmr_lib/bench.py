@@ -23,7 +23,9 @@ baseline, eclm, eclm_masktome, decoder, fasthmr):
 * ``decoder``        the diffusion decoder alone, per frame (Table 6 "diffusion decoder");
 * ``fasthmr``        ECLM depth + Mask-ToMe + the diffusion decoder;
 * ``int8``           all blocks, the backbone's linear layers in dynamic int8 (``models/quantize.py``);
-* ``fasthmr_cpu``    ``fasthmr`` with the int8 backbone: the CPU configuration (``FastHMR(int8=True)``).
+* ``fasthmr_cpu``    ``fasthmr`` with the int8 backbone: the CPU configuration (``FastHMR(int8=True)``);
+* ``baseline_math``  ``baseline`` with HMR 2.0's explicit attention instead of PyTorch SDPA (every other
+                     configuration uses SDPA): the SDPA lever's reference.
 
 How the decoder is timed: it decodes windows of F frames (paper preset: F = 243); one window is timed
 interleaved with the per-frame models and its per-frame cost is the window time / F. A configuration
@@ -39,6 +41,8 @@ reported as absent. ``speedup`` is the images/s ratio to the first configuration
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import statistics
 import sys
@@ -54,6 +58,7 @@ from .diffusion.cost import decoder_cost
 from .eval import profile as P
 from .merging import patch
 from .merging.patch import MaskToMeConfig
+from .models.vit import set_fused_attention
 
 ECLM_DEPTH = {"hmr2": 28, "camerahmr": 26}  # paper Table 12: 4 / 6 blocks merged away
 PAPER_MASKTOME = (3, 40, 90)
@@ -69,6 +74,7 @@ LABELS = {
     "fasthmr": "+ECLM +Mask-ToMe +decoder (FastHMR)",
     "int8": "+int8 backbone",
     "fasthmr_cpu": "FastHMR +int8 backbone (CPU)",
+    "baseline_math": "baseline, explicit attention (HMR 2.0 code)",
     "custom": "custom",
 }
 
@@ -82,6 +88,7 @@ class BenchConfig:
     decoder: add the diffusion decoder (amortised over its window, see the module docstring).
     model: ``False``: the decoder alone, no per-frame model.
     int8: the backbone's linear layers in dynamic int8 (CPU).
+    sdpa: ``False``: the backbone's attention as HMR 2.0's explicit softmax(q kᵀ) v, not PyTorch SDPA.
     """
 
     name: str
@@ -90,6 +97,7 @@ class BenchConfig:
     decoder: bool = False
     model: bool = True
     int8: bool = False
+    sdpa: bool = True
 
 
 @dataclass
@@ -140,6 +148,7 @@ def named_config(name: str, preset: str, args: argparse.Namespace | None = None)
         "fasthmr": BenchConfig("fasthmr", depth=eclm, decoder=True, **mt),
         "int8": BenchConfig("int8", int8=True),
         "fasthmr_cpu": BenchConfig("fasthmr_cpu", depth=eclm, decoder=True, int8=True, **mt),
+        "baseline_math": BenchConfig("baseline_math", sdpa=False),
     }
     if name not in table:
         raise SystemExit(
@@ -162,6 +171,9 @@ def build(base: P.BackboneHead, cfg: BenchConfig) -> P.BackboneHead:
     """``cfg``'s model from the random-weight ``base`` (weights shared, ``base`` left untouched)."""
     m = P.shallow_clone(base)
     P.truncate_depth(m, cfg.depth)
+    if not cfg.sdpa:
+        for blk in m.backbone.blocks:  # the clone's own attention objects (weights still shared)
+            blk.attn = set_fused_attention(copy.copy(blk.attn), False)
     if cfg.mask_tome is not None:
         patch.apply(m, cfg.mask_tome)
     return m.eval()
@@ -311,16 +323,34 @@ def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[st
         m = quantize_int8(m)
     tpb = out.get("tokens_per_block") or [sh.num_tokens] * len(m.backbone.blocks)
     mt = cfg.mask_tome
+    deviation = _lever_deviation(sh, cfg, m, img, kw) if sh.base is not None else None
     return m, dict(
         depth=len(m.backbone.blocks),
         mask_tome=[mt.layers, mt.per_layer, mt.min_tokens] if mt is not None else None,
         use_mask=mt.use_mask if mt is not None else None,
         prop_attn=mt.prop_attn if mt is not None else None,
         int8=cfg.int8,
+        sdpa=cfg.sdpa,
         params=params,
         macs_per_image={"all": mc.all, "linear_conv": mc.linear_conv, "by_component": mc.by_component},
         tokens_per_block=tpb,
+        lever_deviation=deviation,
     )
+
+
+def _lever_deviation(
+    sh: _Shared, cfg: BenchConfig, model: P.BackboneHead, img: torch.Tensor, kw: dict[str, Any]
+) -> dict[str, float] | None:
+    """How far the CPU levers (int8, explicit attention) move ``cfg``'s outputs from the same
+    configuration in fp32 with SDPA, on one random input (:func:`~fasthmr_lib.eval.profile.output_deviation`);
+    ``None`` when no lever is on."""
+    ref_cfg = dataclasses.replace(cfg, int8=False, sdpa=True)
+    if ref_cfg == cfg:
+        return None
+    with torch.no_grad():
+        ref = build(sh.base, ref_cfg)(img, **kw)
+        out = model(img.to(next(model.parameters()).device), **kw)
+    return P.output_deviation(ref, out)
 
 
 # ---------------------------------------------------------------------------------------------

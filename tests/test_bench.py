@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from fasthmr_lib import bench
+from fasthmr_lib.eval import profile as P
 
 
 def _rows(capsys, argv):
@@ -173,3 +175,25 @@ def test_fasthmr_cpu_row_is_int8_with_float_counts(capsys):
     fast, cpu = rows[1], rows[2]
     assert cpu["macs_per_image"] == fast["macs_per_image"] and cpu["params"] == fast["params"]
     assert cpu["tokens_per_block"] == fast["tokens_per_block"] and cpu["speedup"] > 0
+    # int8 moves the outputs measurably but not far (random weights; relative RMS of the head token)
+    assert fast["lever_deviation"] is None and 1e-6 < cpu["lever_deviation"]["head_token_rel_rms"] < 0.2
+
+
+def test_baseline_math_row_uses_explicit_attention_and_leaves_base_fused(capsys):
+    """`baseline_math`: HMR 2.0's explicit attention (the SDPA lever's reference): same counts in the
+    linear/conv convention, flagged ``sdpa: false``; the shared random-weight model keeps SDPA."""
+    argv = ["--preset", "tiny", "--compare", "baseline", "baseline_math", "--batch", "2", "--repeats", "1",
+            "--json", "--no-segmenter"]  # fmt: skip
+    rc, rows, _ = _rows(capsys, argv)
+    assert rc == 0 and [r["sdpa"] for r in rows] == [True, False]
+    assert rows[0]["lever_deviation"] is None  # no lever on
+    dev = rows[1]["lever_deviation"]  # explicit vs SDPA attention: float rounding only
+    assert dev["head_token_rel_rms"] < 1e-5 and dev["rotmat_max_abs"] < 1e-4
+    assert rows[0]["macs_per_image"]["linear_conv"] == rows[1]["macs_per_image"]["linear_conv"]
+    base = P.build_bench_model("tiny")
+    m = bench.build(base, bench.BenchConfig("x", sdpa=False))
+    assert all(not b.attn.fused for b in m.backbone.blocks)
+    assert all(b.attn.fused for b in base.backbone.blocks)
+    img = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(m(img)["pose6d"], base(img)["pose6d"], atol=1e-5, rtol=1e-5)

@@ -6,7 +6,7 @@ import torch
 from fasthmr_lib.config import PRESETS, get_preset
 from fasthmr_lib.merging.mask_tome import MaskToMeConfig, mask_tome_step
 from fasthmr_lib.merging.state import TokenState
-from fasthmr_lib.models.vit import ViT
+from fasthmr_lib.models.vit import Attention, ViT, set_fused_attention
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -101,3 +101,22 @@ def test_conv_stem_keeps_the_token_grid_and_checkpoints_round_trip(tmp_path, fak
         ViTConfig(stem="resnet")
     with pytest.raises(ValueError, match="power-of-2"):
         ViTConfig(stem="conv", patch_size=12)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_sdpa_equals_hmr2_explicit_attention(with_bias):
+    """PyTorch SDPA with the proportional-attention log-size bias as additive mask == HMR 2.0's explicit
+    softmax(q kᵀ · scale + bias) v (1e-5), for outputs and for the keys ToMe reads."""
+    torch.manual_seed(0)
+    attn = Attention(64, 4).eval()
+    x = torch.randn(2, 37, 64)
+    bias = torch.log(torch.rand(2, 1, 1, 37) * 3 + 1) if with_bias else None
+    with torch.no_grad():
+        fused, k1 = attn(x, bias)
+        set_fused_attention(attn, False)
+        explicit, k2 = attn(x, bias)
+    assert not attn.fused
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(k1, k2)
+    if with_bias:  # the bias matters: dropping it changes the output
+        assert not torch.allclose(explicit, attn(x)[0], atol=1e-4)

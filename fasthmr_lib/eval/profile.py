@@ -151,6 +151,19 @@ def count_params(model: nn.Module, exclude: Sequence[str] = ("smpl", "discrimina
     return out
 
 
+def output_deviation(ref: dict[str, Any], out: dict[str, Any]) -> dict[str, float]:
+    """How far ``out`` is from ``ref`` (two per-frame model outputs on the same input): the relative
+    RMS error of the head token (``head_token``: the decoder's input), the largest absolute difference of
+    the joint rotation matrices (``rotmat`` entries, unitless) and of the weak-perspective camera
+    (``cam``)."""
+    tok_ref, tok = ref["head_token"].float(), out["head_token"].float()
+    return {
+        "head_token_rel_rms": float((tok - tok_ref).norm() / tok_ref.norm().clamp_min(1e-12)),
+        "rotmat_max_abs": float((out["rotmat"].float() - ref["rotmat"].float()).abs().max()),
+        "cam_max_abs": float((out["cam"].float() - ref["cam"].float()).abs().max()),
+    }
+
+
 def synthetic_person_mask(batch: int, size: int = 256, rx: float = 0.22, ry: float = 0.42) -> Tensor:
     """(B, size, size) float 0/1: a centred upright ellipse (semi-axes rx, ry as fractions of the
     crop side), a stand-in for a person mask when benchmarking Mask-ToMe."""

@@ -57,7 +57,10 @@ class PatchEmbed(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection (HMR2.0 / timm 0.4 layout).
 
-    Returns the output and the keys averaged over heads (ToMe's similarity metric).
+    Returns the output and the keys averaged over heads (ToMe's similarity metric). ``fused=True``
+    (default) runs PyTorch's scaled-dot-product attention with the additive bias as its mask;
+    ``fused=False`` runs the explicit ``softmax(q kᵀ · scale + bias) v`` of HMR2.0's own code (same
+    result within float rounding; kept as the reference for the CPU-speed levers).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
@@ -67,6 +70,7 @@ class Attention(nn.Module):
         self.scale = self.head_dim**-0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.fused = True
 
     def forward(self, x: Tensor, attn_bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x: (B, N, C); attn_bias: broadcastable to (B, heads, N, N), added to the logits.
@@ -75,9 +79,22 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B, h, N, d)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
+        if self.fused:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=self.scale)
+        else:  # HMR2.0 ``Attention.forward`` (4D-Humans vit.py): q * scale @ kᵀ, softmax, @ v
+            logits = (q * self.scale) @ k.transpose(-2, -1)
+            out = (logits if attn_bias is None else logits + attn_bias).softmax(dim=-1) @ v
         out = out.transpose(1, 2).reshape(B, N, C)
         return self.proj(out), k.mean(1)
+
+
+def set_fused_attention(model: nn.Module, fused: bool) -> nn.Module:
+    """Switch every :class:`Attention` in ``model`` between PyTorch SDPA (``True``) and the explicit
+    HMR2.0 attention (``False``), in place; returns ``model``."""
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.fused = bool(fused)
+    return model
 
 
 class Block(nn.Module):
