@@ -22,8 +22,11 @@ baseline, eclm, eclm_masktome, decoder, fasthmr):
 * ``eclm_masktome``  ECLM depth + Mask-ToMe (Table 6 "backbone + ECLM + Mask-ToMe");
 * ``decoder``        the diffusion decoder alone, per frame (Table 6 "diffusion decoder");
 * ``fasthmr``        ECLM depth + Mask-ToMe + the diffusion decoder;
-* ``int8``           all blocks, the backbone's linear layers in dynamic int8 (``models/quantize.py``);
-* ``fasthmr_cpu``    ``fasthmr`` with the int8 backbone: the CPU configuration (``FastHMR(int8=True)``);
+* ``int8``           all blocks, every linear layer of the backbone in dynamic int8 (``models/quantize.py``);
+* ``int8_mlp``       all blocks, only the backbone's MLP linears (fc1 / fc2) in dynamic int8;
+* ``fasthmr_cpu``    ``fasthmr`` with the int8 backbone as ``FastHMR(int8=True)`` runs it (the layer set
+                     ``models.quantize.CPU_LAYERS``: MLP only): the CPU configuration;
+* ``fasthmr_cpu_all`` ``fasthmr`` with every backbone linear in int8;
 * ``baseline_math``  ``baseline`` with HMR 2.0's explicit attention instead of PyTorch SDPA (every other
                      configuration uses SDPA): the SDPA lever's reference.
 
@@ -58,6 +61,7 @@ from .diffusion.cost import decoder_cost
 from .eval import profile as P
 from .merging import patch
 from .merging.patch import MaskToMeConfig
+from .models.quantize import CPU_LAYERS, quantize_int8
 from .models.vit import set_fused_attention
 
 ECLM_DEPTH = {"hmr2": 28, "camerahmr": 26}  # paper Table 12: 4 / 6 blocks merged away
@@ -72,8 +76,10 @@ LABELS = {
     "eclm_masktome": "+ECLM +Mask-ToMe",
     "decoder": "diffusion decoder (alone)",
     "fasthmr": "+ECLM +Mask-ToMe +decoder (FastHMR)",
-    "int8": "+int8 backbone",
-    "fasthmr_cpu": "FastHMR +int8 backbone (CPU)",
+    "int8": "+int8 backbone (all linears)",
+    "int8_mlp": "+int8 backbone (MLP linears)",
+    "fasthmr_cpu": "FastHMR +int8 backbone MLPs (CPU)",
+    "fasthmr_cpu_all": "FastHMR +int8 backbone, all linears",
     "baseline_math": "baseline, explicit attention (HMR 2.0 code)",
     "custom": "custom",
 }
@@ -87,7 +93,7 @@ class BenchConfig:
     mask_tome: Mask-ToMe settings installed with ``merging.patch.apply`` (``None``: no token merging).
     decoder: add the diffusion decoder (amortised over its window, see the module docstring).
     model: ``False``: the decoder alone, no per-frame model.
-    int8: the backbone's linear layers in dynamic int8 (CPU).
+    int8: the backbone's linear layers in dynamic int8 (CPU); int8_layers: which ("all" | "mlp").
     sdpa: ``False``: the backbone's attention as HMR 2.0's explicit softmax(q kᵀ) v, not PyTorch SDPA.
     """
 
@@ -97,6 +103,7 @@ class BenchConfig:
     decoder: bool = False
     model: bool = True
     int8: bool = False
+    int8_layers: str = CPU_LAYERS
     sdpa: bool = True
 
 
@@ -146,8 +153,12 @@ def named_config(name: str, preset: str, args: argparse.Namespace | None = None)
         "eclm_masktome": BenchConfig("eclm_masktome", depth=eclm, **mt),
         "decoder": BenchConfig("decoder", decoder=True, model=False),
         "fasthmr": BenchConfig("fasthmr", depth=eclm, decoder=True, **mt),
-        "int8": BenchConfig("int8", int8=True),
+        "int8": BenchConfig("int8", int8=True, int8_layers="all"),
+        "int8_mlp": BenchConfig("int8_mlp", int8=True, int8_layers="mlp"),
         "fasthmr_cpu": BenchConfig("fasthmr_cpu", depth=eclm, decoder=True, int8=True, **mt),
+        "fasthmr_cpu_all": BenchConfig(
+            "fasthmr_cpu_all", depth=eclm, decoder=True, int8=True, int8_layers="all", **mt
+        ),
         "baseline_math": BenchConfig("baseline_math", sdpa=False),
     }
     if name not in table:
@@ -318,9 +329,7 @@ def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[st
     params = P.count_params(m)
     out = mc.output if isinstance(mc.output, dict) else {}
     if cfg.int8 and sh.base is not None:
-        from .models.quantize import quantize_int8
-
-        m = quantize_int8(m)
+        m = quantize_int8(m, layers=cfg.int8_layers)
     tpb = out.get("tokens_per_block") or [sh.num_tokens] * len(m.backbone.blocks)
     mt = cfg.mask_tome
     deviation = _lever_deviation(sh, cfg, m, img, kw) if sh.base is not None else None
@@ -330,6 +339,7 @@ def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[st
         use_mask=mt.use_mask if mt is not None else None,
         prop_attn=mt.prop_attn if mt is not None else None,
         int8=cfg.int8,
+        int8_layers=cfg.int8_layers if cfg.int8 else None,
         sdpa=cfg.sdpa,
         params=params,
         macs_per_image={"all": mc.all, "linear_conv": mc.linear_conv, "by_component": mc.by_component},
