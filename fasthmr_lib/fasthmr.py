@@ -49,6 +49,7 @@ from .models.checkpoints import (
     write_folder,
 )
 from .models.hmr import HMR, project_crop
+from .models.quantize import CPU_LAYERS, is_int8, quantize_int8
 
 FORMAT_NAME = "fasthmr-model"
 FORMAT_VERSION = 1
@@ -94,7 +95,9 @@ class FastHMR(nn.Module):
         mask_tome: the Mask-ToMe config (``MaskToMeConfig``) or ``None`` — read from
             ``hmr.token_merging``, the one place the setting lives.
         baseline_depth: blocks of the baseline before merging.
-        int8: the backbone's linear layers run in dynamic int8 (CPU inference; :mod:`.models.quantize`).
+        int8: the backbone's linear layers run in dynamic int8 (CPU inference; :mod:`.models.quantize`):
+            ``True`` quantises the shipped layer set (``CPU_LAYERS``: the MLPs), a string names the set
+            (``"all"`` / ``"mlp"``, for lever studies).
     """
 
     def __init__(
@@ -107,7 +110,7 @@ class FastHMR(nn.Module):
         mask_tome: MaskToMeConfig | None = None,
         baseline_depth: int | None = None,
         metadata: dict[str, Any] | None = None,
-        int8: bool = False,
+        int8: bool | str = False,
     ):
         super().__init__()
         if decoder is not None:
@@ -121,9 +124,8 @@ class FastHMR(nn.Module):
             patch.apply(hmr, mask_tome)
         self.int8 = bool(int8)
         if self.int8:  # the one place the CPU switch acts (bench's fasthmr_cpu is the same model)
-            from .models.quantize import is_int8, quantize_int8
-
-            hmr = hmr if is_int8(hmr) else quantize_int8(hmr)
+            layers = int8 if isinstance(int8, str) else CPU_LAYERS
+            hmr = hmr if is_int8(hmr) else quantize_int8(hmr, layers=layers)
             decoder = decoder.cpu() if decoder is not None else None
         self.hmr = hmr
         self.decoder = decoder
@@ -143,7 +145,7 @@ class FastHMR(nn.Module):
         rule: str = "paper",
         *,
         metadata: dict[str, Any] | None = None,
-        int8: bool = False,
+        int8: bool | str = False,
     ) -> FastHMR:
         """Assemble FastHMR from a baseline (left untouched: the parts work on a copy).
 
@@ -285,7 +287,7 @@ class FastHMR(nn.Module):
         *,
         smpl: SMPLBody | None = None,
         device: str | torch.device = "cpu",
-        int8: bool = False,
+        int8: bool | str = False,
     ) -> FastHMR:
         """Inverse of :meth:`save` (float32, eval mode). ``smpl=None`` loads the body model from
         :func:`fasthmr_lib.body.smpl.resolve_smpl_dir`'s folder; ``int8=True`` runs the backbone's

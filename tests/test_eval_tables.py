@@ -249,3 +249,31 @@ def test_table10_from_notebook03_sweep():
     assert t.loc[40.0, "mpjpe"] == 56.0 and t.loc[40.0, "paper_mpjpe_emdb"] == 84.0
     with pytest.raises(ValueError, match="MPJPE"):
         T.table10_inputs_from_03(pd.DataFrame({"x": [1]}))
+
+
+def test_cpu_lever_table_ratios_deviations_and_mpjpe_changes():
+    dev = {"head_token_rel_rms": 0.01, "rotmat_max_abs": 0.02, "cam_max_abs": 0.0}
+    rows = [
+        {"config": "baseline", "batch": 8, "images_per_s": 2.0, "lever_deviation": None},
+        {"config": "baseline_math", "batch": 8, "images_per_s": 1.6,
+         "lever_deviation": {"head_token_rel_rms": 1e-7}},
+        {"config": "int8_mlp", "batch": 8, "images_per_s": 3.0, "lever_deviation": dev},
+        {"config": "fasthmr_cpu", "batch": 8, "images_per_s": 8.0, "lever_deviation": dev},
+        {"config": "fasthmr_cpu", "batch": 1, "images_per_s": 1.0, "lever_deviation": dev},  # other batch
+    ]  # fmt: skip
+    summary = pd.DataFrame(
+        [("eclm_masktome", "head", 100.0), ("eclm_masktome", "decoder", 90.0), ("fasthmr_cpu", "head", 100.5),
+         ("fasthmr_cpu", "decoder", 89.0), ("fasthmr_math_attn", "head", 100.0)],
+        columns=["variant", "method", "mpjpe"],
+    )  # fmt: skip
+    t = T.cpu_lever_table(rows, summary).set_index("lever")
+    assert list(t.index) == [  # int8 (all) and fasthmr were not benchmarked: no rows
+        "PyTorch SDPA (vs HMR 2.0's explicit attention)", "int8 backbone, MLP linears (shipped)",
+        "fasthmr_cpu = FastHMR + int8 MLPs",
+    ]  # fmt: skip
+    sdpa, mlp, cpu = (t.iloc[i] for i in range(3))
+    assert sdpa["speed_ratio"] == pytest.approx(1.25) and sdpa["head_token_rel_rms"] == pytest.approx(1e-7)
+    assert sdpa["d_mpjpe_head_mm"] == 0.0 and np.isnan(sdpa["d_mpjpe_decoder_mm"])
+    assert mlp["speed_ratio"] == pytest.approx(1.5) and mlp["rotmat_max_abs"] == 0.02
+    assert cpu["speed_ratio"] == pytest.approx(4.0) and cpu["batch"] == 8
+    assert cpu["d_mpjpe_head_mm"] == pytest.approx(0.5) and cpu["d_mpjpe_decoder_mm"] == pytest.approx(-1.0)

@@ -20,6 +20,9 @@ _METRIC_NAMES = {
     "latency_ms_median": "latency (ms, median)", "macs_per_image.all": "MACs/image (G)",
     "params.total": "params (M)", "mpjpe_change_pct": "MPJPE change (%)",
     "pct_over_90deg": "frames > 90° (%)", "calib_delta": "calib ΔMPJPE (mm)", "mpjpe_delta": "ΔMPJPE (mm)",
+    "speed_ratio": "speed (×)", "head_token_rel_rms": "head-token deviation (rel. RMS)",
+    "rotmat_max_abs": "rotation deviation (max abs)", "d_mpjpe_head_mm": "ΔMPJPE head (mm)",
+    "d_mpjpe_decoder_mm": "ΔMPJPE decoder (mm)",
     "macs_G": "MACs (G)", "macs_G_all": "MACs, all ops (G)", "macs_G_linear_conv": "MACs, linear+conv (G)",
 }  # fmt: skip
 _DATASETS = ("3dpw", "emdb", "h36m")

@@ -428,6 +428,52 @@ def table11(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: CPU levers (issue "beyond the paper on CPU"): (label, bench config with the lever, bench config
+#: without it, evaluated variant with it, variant without it). Speed: images/s ratio with / without;
+#: output deviation: the bench row's ``lever_deviation`` on the bench preset (random weights); ΔMPJPE:
+#: with − without on the evaluated model (head and decoder).
+CPU_LEVERS = (
+    ("PyTorch SDPA (vs HMR 2.0's explicit attention)", "baseline", "baseline_math", "eclm_masktome",
+     "fasthmr_math_attn"),
+    ("int8 backbone, all linears", "int8", "baseline", "fasthmr_cpu_all", "eclm_masktome"),
+    ("int8 backbone, MLP linears (shipped)", "int8_mlp", "baseline", "fasthmr_cpu", "eclm_masktome"),
+    ("FastHMR (ECLM + Mask-ToMe + decoder)", "fasthmr", "baseline", None, None),
+    ("fasthmr_cpu = FastHMR + int8 MLPs", "fasthmr_cpu", "baseline", "fasthmr_cpu", "eclm_masktome"),
+)  # fmt: skip
+
+
+def cpu_lever_table(bench_rows: Sequence[Mapping[str, Any]], summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per CPU lever (:data:`CPU_LEVERS`): ``speed_ratio`` (images/s with / without, measured
+    side by side in one bench run, at its first batch size), ``batch``, the output deviation of the lever
+    on the bench preset (``head_token_rel_rms``, ``rotmat_max_abs``) and the MPJPE change it causes on
+    the evaluated model (``d_mpjpe_head_mm``, ``d_mpjpe_decoder_mm``; NaN where not evaluated).
+    ``bench_rows``: :func:`fasthmr_lib.bench.benchmark` rows; ``summary``: rows variant, method, mpjpe."""
+    timed = [r for r in bench_rows if r.get("images_per_s")]
+    batch = timed[0]["batch"] if timed else None
+    speed = {r["config"]: r for r in timed if r["batch"] == batch}
+    s = summary.set_index(["variant", "method"])["mpjpe"] if len(summary) else pd.Series(dtype=float)
+
+    def d_mpjpe(on: str | None, off: str | None, method: str) -> float:
+        if on is None or (on, method) not in s.index or (off, method) not in s.index:
+            return np.nan
+        return float(s[(on, method)] - s[(off, method)])
+
+    rows = []
+    for label, b_on, b_off, v_on, v_off in CPU_LEVERS:
+        if b_on not in speed or b_off not in speed:
+            continue
+        dev = speed[b_on].get("lever_deviation") or speed[b_off].get("lever_deviation") or {}
+        rows.append({
+            "lever": label, "bench": f"{b_on} / {b_off}", "batch": batch,
+            "speed_ratio": speed[b_on]["images_per_s"] / speed[b_off]["images_per_s"],
+            "head_token_rel_rms": dev.get("head_token_rel_rms", np.nan),
+            "rotmat_max_abs": dev.get("rotmat_max_abs", np.nan),
+            "d_mpjpe_head_mm": d_mpjpe(v_on, v_off, "head"),
+            "d_mpjpe_decoder_mm": d_mpjpe(v_on, v_off, "decoder"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def decoder_ablations(inputs: Mapping[str, Input]) -> pd.DataFrame:
     """One long table of notebook 04's decoder ablations (Tables 3, 5, 7 analogs and the head-vs-decoder
     comparison) with the paper's numbers: columns table, setting, metric, ours, paper + provenance."""
