@@ -56,8 +56,7 @@ from typing import Any, TextIO
 import torch
 
 from .config import get_preset
-from .diffusion import bench_decoder
-from .diffusion.cost import decoder_cost
+from .diffusion.cost import bench_decoder, decoder_cost
 from .eval import profile as P
 from .merging import patch
 from .merging.patch import MaskToMeConfig
@@ -68,7 +67,7 @@ ECLM_DEPTH = {"hmr2": 28, "camerahmr": 26}  # paper Table 12: 4 / 6 blocks merge
 PAPER_MASKTOME = (3, 40, 90)
 ALL_CONFIGS = ("baseline", "eclm", "eclm_masktome", "decoder", "fasthmr")
 DECODER_PRESETS = {"hmr2": "paper", "camerahmr": "paper", "small": "small", "tiny": "tiny"}
-DECODER_DESC = "fasthmr_lib.diffusion.bench_decoder: one window timed, cost per frame = window time / F"
+DECODER_DESC = "fasthmr_lib.diffusion.cost.bench_decoder: one window timed, cost per frame = window time / F"
 LABELS = {
     "baseline": "baseline",
     "eclm": "+ECLM",

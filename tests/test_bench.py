@@ -64,12 +64,6 @@ def test_bad_arguments(capsys):
 
 def test_mask_tome_hook(capsys):
     argv = ["--preset", "tiny", "--mask-tome", "3,40,100", "--no-time", "--json"]  # 192 -> 152 -> 112 -> 100
-    try:
-        from fasthmr_lib.merging import patch  # noqa: F401  (helper C's module)
-    except ImportError:
-        rc, rows, err = _rows(capsys, argv)
-        assert rc == 1 and "fasthmr_lib.merging.patch is not available" in err
-        return
     rc, rows, _ = _rows(capsys, argv)
     assert rc == 0
     tpb = rows[0]["tokens_per_block"]
@@ -80,20 +74,10 @@ def test_mask_tome_hook(capsys):
 
 def test_compare_all_expands_and_decoder_rows(capsys, monkeypatch):
     """'all' = baseline eclm eclm_masktome decoder fasthmr; the decoder alone is one timed window / F."""
-    try:
-        from fasthmr_lib.merging import patch  # noqa: F401
-    except ImportError:
-        argv = ["--preset", "tiny", "--compare", "all", "--no-time", "--json"]
-        rc, _, err = _rows(capsys, argv)
-        assert rc == 1 and "merging.patch is not available" in err
-        names = ["baseline", "eclm", "decoder"]
-    else:
-        names = ["all"]
-    argv = ["--preset", "tiny", "--compare", *names, "--batch", "2", "--repeats", "1", "--json"]
+    argv = ["--preset", "tiny", "--compare", "all", "--batch", "2", "--repeats", "1", "--json"]
     rc, rows, _ = _rows(capsys, argv)
     assert rc == 0
-    got = [r["config"] for r in rows]
-    assert got == (list(bench.ALL_CONFIGS) if names == ["all"] else names)
+    assert [r["config"] for r in rows] == list(bench.ALL_CONFIGS)
     dec = next(r for r in rows if r["config"] == "decoder")
     assert dec["decoder_preset"] == "tiny" and dec["decoder_frames_per_window"] == 16
     assert dec["params"]["total"] == dec["decoder_params"]["total"] > 0
@@ -116,13 +100,7 @@ def test_compare_all_expands_and_decoder_rows(capsys, monkeypatch):
 
 def test_fasthmr_row_amortises_decoder(monkeypatch):
     """images/s of a decoder configuration = B / (t_model + B * t_window / F), checked from its fields."""
-    try:
-        from fasthmr_lib.merging import patch  # noqa: F401
-    except ImportError:
-        cfgs = [bench.BenchConfig("baseline"), bench.BenchConfig("eclm_dec", depth=3, decoder=True)]
-    else:
-        cfgs = ["baseline", "fasthmr"]
-    rows = bench.benchmark("tiny", cfgs, [4], bench.BenchOptions(repeats=1, warmup=1))
+    rows = bench.benchmark("tiny", ["baseline", "fasthmr"], [4], bench.BenchOptions(repeats=1, warmup=1))
     r = rows[1]
     model_ms = r["latency_ms_median"] - 4 * r["decoder_window_ms"] / 16
     assert model_ms > 0
