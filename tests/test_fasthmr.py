@@ -205,7 +205,8 @@ def test_mask_tome_assembly_and_roundtrip(tiny_model, fake_body, tmp_path):
 
 
 def test_int8_cpu_switch(tiny_model, tiny_decoder, fake_body, tmp_path):
-    """FastHMR(int8=True): the backbone's linear layers run in dynamic int8, the outputs stay close to the
+    """FastHMR(int8=True): the backbone's MLP linears run in dynamic int8 (``int8="all"``: every linear),
+    the outputs stay close to the
     float model's, person tokens are still never merged, the merge schedule is unchanged, the float
     model is not touched, and an int8 model is loaded from the float artefact rather than saved."""
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
@@ -216,7 +217,11 @@ def test_int8_cpu_switch(tiny_model, tiny_decoder, fake_body, tmp_path):
     cfg = patch.MaskToMeConfig(layers=2, per_layer=40, min_tokens=112)
     fp = FastHMR.from_parts(tiny_model, mask_tome=cfg, decoder=tiny_decoder)
     q = FastHMR.from_parts(tiny_model, mask_tome=cfg, decoder=tiny_decoder, int8=True)
-    assert isinstance(q.hmr.backbone.blocks[0].attn.qkv, QLinear) and q.describe()["int8"]
+    blk = q.hmr.backbone.blocks[0]  # the shipped layer set (CPU_LAYERS): the MLPs in int8, attention float
+    assert isinstance(blk.mlp.fc1, QLinear) and isinstance(blk.mlp.fc2, QLinear) and q.describe()["int8"]
+    assert not isinstance(blk.attn.qkv, QLinear) and not isinstance(blk.attn.proj, QLinear)
+    q_all = FastHMR.from_parts(tiny_model, mask_tome=cfg, int8="all")
+    assert isinstance(q_all.hmr.backbone.blocks[0].attn.qkv, QLinear)
     assert isinstance(fp.hmr.backbone.blocks[0].attn.qkv, torch.nn.Linear)  # float model untouched
     assert not isinstance(q.hmr.head.decpose, QLinear)  # the head stays float
     img = torch.randn(3, 3, 256, 256, generator=torch.Generator().manual_seed(0))
