@@ -95,6 +95,20 @@ def test_repo_profiles_are_valid_yaml_with_common_section():
         assert all(k == "common" or (len(k) == 2 and k.isdigit()) or "_" in k for k in prof)
 
 
+def test_repo_profiles_only_set_declared_parameters_and_paper_eclm_is_literal():
+    """Every section of every shipped profile names parameters its notebook declares (the check the
+    workbook runs before any work); under ``paper`` notebook 02 runs Algorithm 1 literally (no pending
+    window committed) with the paper's 24-joint EMDB error."""
+    from fasthmr_lib import paths
+
+    nbs = W.list_notebooks(paths.notebooks_dir())
+    for name in W.PROFILES:
+        prof = W.load_profile(name, paths.notebooks_dir() / "profiles")
+        params = {nb.name[:2]: W.notebook_parameters(nb, prof, name) for nb in nbs}
+        if name == "paper":
+            assert params["02"]["commit_pending"] is False and params["02"]["selection_protocol"] == "emdb24"
+
+
 def test_notebook_kernels_import_this_checkout():
     """A kernel started the way papermill and JupyterLab start one (kernel spec ``python3``) imports
     ``fasthmr_lib`` from the checkout this test runs in, not from another clone's install."""
