@@ -175,7 +175,7 @@ def token_state(
                 f"has {n_tokens} (expected a 256x256 crop-aligned mask)"
             )
     source = initial_source(batch, n_tokens, device) if cfg.trace_source else None
-    return TokenState(merging=cfg, protected=protected, source=source, prop_attn=cfg.prop_attn)
+    return TokenState(merging=cfg, protected=protected, source=source)
 
 
 def block_step(x: Tensor, metric: Tensor, state: TokenState) -> Tensor:

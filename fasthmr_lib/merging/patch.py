@@ -116,9 +116,7 @@ def _apply_timm(model: VisionTransformer, cfg: MaskToMeConfig) -> nn.Module:
         protected = torch.zeros(x.shape[0], n, dtype=torch.bool, device=x.device)
         protected[:, :n_prefix] = True  # class / register tokens, protected like person tokens
         src = initial_source(x.shape[0], n, x.device) if cfg.trace_source else None
-        holder["state"] = TokenState(
-            merging=cfg, protected=protected, source=src, prop_attn=cfg.prop_attn, prefix_tokens=n_prefix
-        )
+        holder["state"] = TokenState(merging=cfg, protected=protected, source=src, prefix_tokens=n_prefix)
 
     for blk in model.blocks:
         blk._tome_orig_class = blk.__class__

@@ -30,7 +30,6 @@ class TokenState:
         protected: (B, N) bool, tokens that must never be merged (person tokens, class tokens).
         source: (B, N, N0) float 0/1, which original patch ended in which current token
             (``None`` unless source tracking is on).
-        prop_attn: add log(size) to attention logits (ToMe proportional attention).
         prefix_tokens: leading class / distillation / register tokens (timm ViTs), kept first in order.
         tokens_per_block: token count entering each block's MLP, appended as the forward runs.
         forced_person_merges: per block, how many protected tokens had to be merged because the
@@ -42,7 +41,6 @@ class TokenState:
     size: Tensor | None = None
     protected: Tensor | None = None
     source: Tensor | None = None
-    prop_attn: bool = False
     prefix_tokens: int = 0
     tokens_per_block: list[int] = field(default_factory=list)
     forced_person_merges: list[int] = field(default_factory=list)
@@ -61,8 +59,9 @@ class TokenState:
         return torch.log(self.size)[:, None, None, :, 0]
 
     def log_size(self) -> Tensor | None:
-        """The self-attention bias: :meth:`size_bias` when ``prop_attn``, else ``None``."""
-        return self.size_bias() if self.prop_attn else None
+        """The self-attention bias: :meth:`size_bias` when the config asks for ToMe proportional
+        attention (``merging.prop_attn``), else ``None``."""
+        return self.size_bias() if self.merging is not None and self.merging.prop_attn else None
 
     def head_bias(self) -> Tensor | None:
         """The SMPL head's cross-attention bias: :meth:`size_bias` when the config asks for it."""
