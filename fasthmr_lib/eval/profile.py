@@ -55,8 +55,7 @@ class BackboneHead(HMR):
         clock.mark("backbone")
         h = self.forward_head(tokens, state, bbox_info)
         clock.mark("head")
-        out = {k: h[k] for k in ("rotmat", "pose6d", "betas", "cam", "cam_t")}
-        return out | {"head_token": h["token"], "tokens_per_block": list(state.tokens_per_block)}
+        return self.outputs(h, state)
 
 
 class _StageClock:

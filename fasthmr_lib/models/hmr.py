@@ -143,7 +143,11 @@ class HMR(nn.Module):
         Without a body model (``with_body=False``) only the head's outputs and ``tokens_per_block``.
         """
         tokens, state = self.forward_features(img, person_mask)
-        h = self.forward_head(tokens, state, bbox_info)
+        return self.outputs(self.forward_head(tokens, state, bbox_info), state)
+
+    def outputs(self, h: dict[str, Tensor], state: TokenState | None) -> dict[str, Tensor]:
+        """:meth:`forward`'s dict from the head's (:meth:`forward_head`) and the token state: the head's
+        outputs, the body's (when there is a body model), ``head_token``, ``tokens_per_block``."""
         out: dict = {k: h[k] for k in ("rotmat", "pose6d", "betas", "cam", "cam_t")}
         if self.smpl is not None:
             out |= self._body(h["rotmat"], h["betas"], h["cam_t"])
