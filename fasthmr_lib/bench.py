@@ -331,7 +331,7 @@ def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[st
         m = quantize_int8(m, layers=cfg.int8_layers)
     tpb = out.get("tokens_per_block") or [sh.num_tokens] * len(m.backbone.blocks)
     mt = cfg.mask_tome
-    deviation = _lever_deviation(sh, cfg, m, img, kw) if sh.base is not None else None
+    deviation = _lever_deviation(sh, cfg, m, img, kw, out) if sh.base is not None else None
     return m, dict(
         depth=len(m.backbone.blocks),
         mask_tome=[mt.layers, mt.per_layer, mt.min_tokens] if mt is not None else None,
@@ -348,17 +348,23 @@ def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[st
 
 
 def _lever_deviation(
-    sh: _Shared, cfg: BenchConfig, model: P.BackboneHead, img: torch.Tensor, kw: dict[str, Any]
+    sh: _Shared,
+    cfg: BenchConfig,
+    model: P.BackboneHead,
+    img: torch.Tensor,
+    kw: dict[str, Any],
+    counted: dict[str, Any],
 ) -> dict[str, float] | None:
     """How far the CPU levers (int8, explicit attention) move ``cfg``'s outputs from the same
     configuration in fp32 with SDPA, on one random input (:func:`~fasthmr_lib.eval.profile.output_deviation`);
-    ``None`` when no lever is on."""
+    ``None`` when no lever is on. ``counted``: the output of the MAC-counting forward on ``img`` (``cfg``'s
+    model before quantising), reused as the reference (SDPA) or as the lever's output (no int8)."""
     ref_cfg = dataclasses.replace(cfg, int8=False, sdpa=True)
     if ref_cfg == cfg:
         return None
     with torch.no_grad():
-        ref = build(sh.base, ref_cfg)(img, **kw)
-        out = model(img.to(next(model.parameters()).device), **kw)
+        ref = counted if cfg.sdpa else build(sh.base, ref_cfg)(img, **kw)
+        out = model(img.to(next(model.parameters()).device), **kw) if cfg.int8 else counted
     return P.output_deviation(ref, out)
 
 
