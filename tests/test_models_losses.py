@@ -59,3 +59,46 @@ def test_rot6d_norm_term_penalises_only_the_scale_of_the_6d_columns(fake_body):
     default = compute_losses(out, batch, gt["joints44"])
     assert float(default["rot6d_norm"]) == pytest.approx(192.0, rel=1e-4)
     assert float(default["total"]) == pytest.approx(float(losses[3.0]["total"]) - 0.5 * 192.0, rel=1e-3)
+
+
+def test_body_frame_keypoints_ignore_the_facing_direction_and_see_the_body_pose(fake_body):
+    """keypoints_3d_body depends on body pose and shape only: turning the predicted body about its root
+    leaves it at zero while the camera-frame keypoints_3d grows; a wrong elbow shows in both."""
+    import roma
+
+    ds = FakeCrops(fake_body, n=4)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    gt_pose = torch.cat([batch["global_orient"], batch["body_pose"]], -1)
+    gt = fake_body.from_axis_angle(gt_pose, batch["betas"])
+
+    def losses_for(pose: torch.Tensor) -> dict[str, torch.Tensor]:
+        rot = roma.rotvec_to_rotmat(pose.view(4, 24, 3))
+        j = fake_body(rot[:, :1], rot[:, 1:], batch["betas"])["joints44"]
+        p6 = torch.cat([rot[..., 0], rot[..., 1]], -1).reshape(4, 144)
+        out = {"rotmat": rot, "pose6d": p6, "betas": batch["betas"], "joints3d": j, "joints2d": j[..., :2]}
+        return compute_losses(out, batch, gt["joints44"], LossWeights(keypoints_3d_body=1.0))
+
+    turned = gt_pose.clone()
+    turn = roma.rotvec_to_rotmat(torch.tensor([0.0, 3.0, 0.0]))  # ~172 deg about the vertical axis
+    turned[:, :3] = roma.rotmat_to_rotvec(turn @ roma.rotvec_to_rotmat(gt_pose[:, :3]))
+    facing = losses_for(turned)
+    assert float(facing["keypoints_3d_body"]) < 1e-4
+    assert float(facing["keypoints_3d"]) > 1.0
+    bent = gt_pose.clone()
+    bent[:, 18 * 3 : 18 * 3 + 3] += torch.tensor([0.0, 0.0, 1.0])  # left elbow (SMPL joint 18)
+    elbow = losses_for(bent)
+    assert float(elbow["keypoints_3d_body"]) > 0.05
+    assert float(elbow["total"]) == pytest.approx(
+        float(elbow["keypoints_3d_body"])
+        + sum(
+            float(w) * float(elbow[k])
+            for k, w in (
+                ("keypoints_3d", 0.05),
+                ("keypoints_2d", 0.01),
+                ("global_orient", 0.001),
+                ("body_pose", 0.001),
+                ("betas", 0.0005),
+            )
+        ),
+        rel=1e-4,
+    )

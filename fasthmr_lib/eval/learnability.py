@@ -63,6 +63,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "facing curriculum: crops drawn ~ exp(2 (cos phi - 1)), annealed to uniform over the run",
         {"facing_kappa": 2.0, "curriculum_steps": 300},
     ),
+    "kp3d_body": (
+        "3D keypoint loss in each body's own frame, not the camera frame (facing errors don't bend the body)",
+        {"loss_weights": {"keypoints_3d": 0.0, "keypoints_3d_body": 0.05}},
+    ),
+    "kp3d_body_add": (
+        "+ body-frame 3D keypoint loss beside HMR2.0's camera-frame one (weight 0.05 each)",
+        {"loss_weights": {"keypoints_3d_body": 0.05}},
+    ),
     "dense_facing": (
         "+ dense part head + facing curriculum",
         {"loss_weights": {"dense_parts": 0.5}, "facing_kappa": 2.0, "curriculum_steps": 300},

@@ -31,6 +31,8 @@ class LossWeights:
     rot6d_norm: float = 0.0
     # Not in HMR2.0: cross-entropy of the training-only dense part head (models/dense.py); 0 = no head.
     dense_parts: float = 0.0
+    # Not in HMR2.0: L1 on the 44 pelvis-relative 3D keypoints in each body's own frame (see compute_losses).
+    keypoints_3d_body: float = 0.0
 
 
 HMR2_LOSS_WEIGHTS = LossWeights()  # the default of every ``weights`` argument
@@ -41,6 +43,11 @@ def gt_body(smpl: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     GT θ/β of a batch (float32, as the crop cache and the records store them)."""
     pose = torch.cat([batch["global_orient"], batch["body_pose"]], dim=-1).float()
     return smpl.from_axis_angle(pose, batch["betas"].float())
+
+
+def _body_frame(joints: Tensor, root_rot: Tensor) -> Tensor:
+    """``root_rot^T @ joints`` per sample: joints (B,J,3) in the camera frame -> the body's own frame."""
+    return torch.einsum("bji,bkj->bki", root_rot, joints)
 
 
 def compute_losses(
@@ -60,13 +67,18 @@ def compute_losses(
     pred3d = pred3d - pred3d[:, PELVIS_INDEX : PELVIS_INDEX + 1]
     gt3d = gt_joints44 - gt_joints44[:, PELVIS_INDEX : PELVIS_INDEX + 1]
     l3d = (pred3d - gt3d).abs().sum(dim=(1, 2)).mean()
-    kp = batch["joints2d"]
-    vis = kp[..., 2:3]
-    l2d = (vis * (out["joints2d"].float() - kp[..., :2]).abs()).sum(dim=(1, 2)).mean()
     gt_rot = roma.rotvec_to_rotmat(
         torch.cat([batch["global_orient"], batch["body_pose"]], -1).view(-1, 24, 3)
     )
     rot = out["rotmat"].float()
+    # Body-frame 3D keypoints (ours, not HMR2.0): R_go^T (J - J_pelvis) for prediction and GT. SMPL's
+    # global orientation rotates the whole posed body about its root, so these depend on body pose and
+    # shape only: a wrong facing direction no longer pushes the body pose to bend the joints towards the
+    # camera-frame GT (measured on the shipped small: its body pose is worse than the mean pose, README).
+    l3d_body = (_body_frame(pred3d, rot[:, 0]) - _body_frame(gt3d, gt_rot[:, 0])).abs().sum(dim=(1, 2)).mean()
+    kp = batch["joints2d"]
+    vis = kp[..., 2:3]
+    l2d = (vis * (out["joints2d"].float() - kp[..., :2]).abs()).sum(dim=(1, 2)).mean()
     lgo = ((rot[:, 0] - gt_rot[:, 0]) ** 2).sum(dim=(1, 2)).mean()
     lbp = ((rot[:, 1:] - gt_rot[:, 1:]) ** 2).sum(dim=(1, 2, 3)).mean()
     lbe = ((out["betas"].float() - batch["betas"]) ** 2).sum(dim=1).mean()
@@ -84,6 +96,7 @@ def compute_losses(
         + w.body_pose * lbp
         + w.betas * lbe
         + w.rot6d_norm * lnorm
+        + w.keypoints_3d_body * l3d_body
     )
     return {
         "total": total,
@@ -93,4 +106,5 @@ def compute_losses(
         "body_pose": lbp,
         "betas": lbe,
         "rot6d_norm": lnorm,
+        "keypoints_3d_body": l3d_body,
     }
