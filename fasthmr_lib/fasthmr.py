@@ -3,8 +3,10 @@
 FastHMR (arXiv 2510.10868, Fig. 4) runs, per video:
 
 1. a person box + mask per frame (segmenter; here given by the caller);
-2. the HMR2.0-style crop (square box ×1.2, aspect 192:256, 256×256; the same code as the datasets,
-   :func:`fasthmr_lib.data.crops.make_crop`) with the mask warped identically;
+2. the person crop of the model's convention (:mod:`fasthmr_lib.models.camera`: HMR2.0's square box ×1.2,
+   aspect 192:256, or CameraHMR's box longer side as is; 256×256; the same code as the datasets,
+   :func:`fasthmr_lib.data.crops.make_crop`) with the mask warped identically; a CameraHMR model also
+   gets each frame's full-image camera (focal length from the caller, HumanFoV or the image diagonal);
 3. the per-frame encoder: the backbone shortened by ECLM (§3.2;
    :func:`fasthmr_lib.merging.eclm.apply_windows`, applied **first**) with Mask-ToMe in its first blocks
    (§3.1; ``fasthmr_lib.merging.patch.apply``, applied **second**), then the SMPL head — β and the camera
@@ -35,9 +37,10 @@ from torch import Tensor, nn
 
 from .body.smpl import SMPLBody, load_body_model
 from .config import ModelConfig
-from .data.crops import crop_to_image_points, make_crop, normalize_image
+from .data.crops import CropRule, crop_to_image_points, make_crop, normalize_image
 from .merging import patch
 from .merging.patch import MaskToMeConfig
+from .models.camera import CropCamera, convention_of, crop_rule_for
 from .models.checkpoints import (
     CheckpointError,
     FolderFormat,
@@ -48,7 +51,8 @@ from .models.checkpoints import (
     read_folder_weights,
     write_folder,
 )
-from .models.hmr import HMR, project_crop
+from .models.hmr import HMR
+from .models.humanfov import HumanFoV, focal_lengths
 from .models.quantize import CPU_LAYERS, is_int8, quantize_int8
 
 FORMAT_NAME = "fasthmr-model"
@@ -207,11 +211,15 @@ class FastHMR(nn.Module):
         return len(self.hmr.backbone.blocks)
 
     def forward(
-        self, img: Tensor, person_mask: Tensor | None = None, bbox_info: Tensor | None = None
+        self,
+        img: Tensor,
+        person_mask: Tensor | None = None,
+        bbox_info: Tensor | None = None,
+        camera: CropCamera | None = None,
     ) -> dict[str, Any]:
         """The per-frame model (same interface and outputs as :meth:`HMR.forward`); the decoder runs
         over videos in :meth:`predict` / :meth:`decode`."""
-        return self.hmr(img, person_mask=person_mask, bbox_info=bbox_info)
+        return self.hmr(img, person_mask=person_mask, bbox_info=bbox_info, camera=camera)
 
     def describe(self) -> dict[str, Any]:
         """The parts' settings (what :meth:`save` writes into ``fasthmr.json``, without weights)."""
@@ -345,8 +353,9 @@ class FastHMR(nn.Module):
         batch_size: int = 16,
         seed: int = 0,
         focal_px: float | None = None,
+        humanfov: HumanFoV | str | os.PathLike | None = None,
         min_decoder_frames: int = 1,
-        rescale: float = 1.2,
+        rescale: float | None = None,
         progress: bool = False,
     ) -> dict[str, Any]:
         """Run FastHMR on one video of one tracked person.
@@ -357,31 +366,49 @@ class FastHMR(nn.Module):
             masks: (T, H, W) bool person masks (needed when Mask-ToMe protects person tokens).
             batch_size: frames per forward of the per-frame model.
             seed: noise seed of the one-step decoder (deterministic for a seed).
-            focal_px: full-image focal length for CameraHMR's box conditioning (default: image diagonal).
+            focal_px: the full-image focal length (px) of a CameraHMR model's camera (e.g. from the
+                video's K); without it HumanFoV's estimate when ``humanfov`` is given, else the image
+                diagonal. HMR2.0 models ignore it (their camera is the crop's, f = 5000 px at 256 px).
+            humanfov: CameraHMR's HumanFoV network (:class:`~fasthmr_lib.models.humanfov.HumanFoV`) or its
+                checkpoint file (``cam_model_cleaned.ckpt``); default: ``$FASTHMR_HUMANFOV`` when set.
+                It estimates every frame's focal length (as CameraHMR does per image).
             min_decoder_frames: videos shorter than this keep the per-frame head's poses.
-            rescale: box scale factor of the HMR2.0 crop (1.2, as the datasets).
+            rescale: box scale factor of the crop (default: the model's crop rule: 1.2 for HMR2.0, 1.0
+                for CameraHMR).
 
         Returns a dict of CPU tensors over the T frames: ``rotmat`` (T,24,3,3) (decoder output where
         ``smoothed``, else the head's), ``global_orient`` (T,3), ``body_pose`` (T,69) axis-angle,
-        ``betas`` (T,10),
-        ``cam`` (T,3) weak-perspective, ``cam_t`` (T,3) m, ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m,
-        ``joints2d`` (T,44,2) crop-normalised, ``joints2d_px`` (T,44,2) image px, ``rotmat_head`` (T,24,3,3),
-        ``head_token`` (T,C), ``crop_center`` (T,2) px, ``crop_side`` (T,) px, ``smoothed`` (T,) bool; and
-        ``tokens_per_block`` (list[int]) when token merging ran.
+        ``betas`` (T,10), ``cam`` (T,3) weak-perspective, ``cam_t`` (T,3) m (HMR2.0: crop camera;
+        CameraHMR: full-image camera), ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m,
+        ``joints2d`` (T,44,2) crop-normalised, ``joints2d_px`` (T,44,2) image px (CameraHMR: projected with
+        the image K), ``rotmat_head`` (T,24,3,3), ``head_token`` (T,C), ``crop_center`` (T,2) px,
+        ``crop_side`` (T,) px, ``focal_px`` (T,) px (HMR2.0: its crop camera's focal in image px),
+        ``smoothed`` (T,) bool; ``focal_source`` (str: ``given`` / ``humanfov`` / ``image_diagonal`` for
+        CameraHMR, ``crop_5000`` for HMR2.0); and ``tokens_per_block`` (list[int]) when merging ran.
         """
         boxes = self._check_video(frames, boxes, masks, batch_size)
-        res, centers, sides, tpb = self._per_frame(
-            frames, boxes, masks, batch_size=batch_size, focal_px=focal_px, rescale=rescale, progress=progress
+        if convention_of(self.hmr.cfg) == "camerahmr":
+            focals, source = focal_lengths(frames, focal_px=focal_px, humanfov=humanfov, batch=batch_size)
+        else:
+            focals, source = None, "crop_5000"
+        res, camera, tpb = self._per_frame(
+            frames, boxes, masks, batch_size=batch_size, focals=focals, rescale=rescale, progress=progress
         )
-        T = len(centers)
+        T = res["rotmat"].shape[0]
         smoothed = torch.zeros(T, dtype=torch.bool)
         if self.decoder is not None and T >= min_decoder_frames:
-            self._smooth(res, seed=seed, chunk=batch_size)
+            self._smooth(res, camera, seed=seed, chunk=batch_size)
             smoothed[:] = True
         aa = roma.rotmat_to_rotvec(res["rotmat"])
         res["global_orient"], res["body_pose"] = aa[:, 0], aa[:, 1:].reshape(T, 69)
-        px = [crop_to_image_points(res["joints2d"][t].numpy(), centers[t], sides[t]) for t in range(T)]
-        res["joints2d_px"] = torch.from_numpy(np.stack(px).astype(np.float32))
+        if camera is None:  # HMR2.0: crop coords -> image px through the crop box
+            c, sd = res["crop_center"].numpy(), res["crop_side"].numpy()
+            px = [crop_to_image_points(res["joints2d"][t].numpy(), c[t], float(sd[t])) for t in range(T)]
+            res["joints2d_px"] = torch.from_numpy(np.stack(px).astype(np.float32))
+            res["focal_px"] = res["crop_side"] * (self.hmr.cfg.focal_length / self.hmr.cfg.image_size)
+        else:
+            res["focal_px"] = camera.focal.clone()
+        res["focal_source"] = source
         res["smoothed"] = smoothed
         if tpb is not None:
             res["tokens_per_block"] = list(tpb)
@@ -421,59 +448,61 @@ class FastHMR(nn.Module):
         masks: np.ndarray | Sequence[np.ndarray] | None,
         *,
         batch_size: int,
-        focal_px: float | None,
-        rescale: float,
+        focals: np.ndarray | None,
+        rescale: float | None,
         progress: bool,
-    ) -> tuple[dict[str, Tensor], list[np.ndarray], list[float], list[int] | None]:
-        """The per-frame model over the video in batches of HMR2.0 crops -> (outputs of :data:`_FRAME_KEYS`
-        (T, ...) + ``rotmat_head``, ``crop_center`` (T,2), ``crop_side`` (T,); crop centres (px);
-        crop sides (px); tokens per block of the last batch or ``None``)."""
+    ) -> tuple[dict[str, Tensor], CropCamera | None, list[int] | None]:
+        """The per-frame model over the video in batches of crops (the model's crop rule) -> (outputs of
+        :data:`_FRAME_KEYS` (T, ...) (+ ``joints2d_px`` for CameraHMR) + ``rotmat_head``, ``crop_center``
+        (T,2), ``crop_side`` (T,); the video's :class:`CropCamera` (CameraHMR: ``focals`` (T,) px) or
+        ``None`` (HMR2.0); tokens per block of the last batch or ``None``)."""
         from tqdm.auto import tqdm
 
         T = len(frames)
         dev = next(self.hmr.parameters()).device
-        bbox_cond = self.hmr.cfg.head.token_input == "bbox"
-        acc: dict[str, list[Tensor]] = {k: [] for k in _FRAME_KEYS}
-        centers, sides, tpb = [], [], None
+        rule = crop_rule_for(self.hmr.cfg)
+        acc: dict[str, list[Tensor]] = {}
+        centers, sides, hws, tpb = [], [], [], None
         for a in tqdm(range(0, T, batch_size), desc="FastHMR frames", disable=not progress):
-            imgs, pms, infos = [], [], []
+            imgs, pms = [], []
             for t in range(a, min(T, a + batch_size)):
                 img = np.asarray(frames[t])
-                cr = _crop_frame(img, boxes[t], None if masks is None else masks[t], t, rescale)
+                mask = None if masks is None else masks[t]
+                cr = _crop_frame(img, boxes[t], mask, t, rule, rescale)
                 imgs.append(normalize_image(cr["img"]))
                 if masks is not None:
                     pms.append(torch.from_numpy(cr["person_mask"].astype(np.float32)))
                 centers.append(cr["center"])
                 sides.append(float(cr["side"]))
-                if bbox_cond:
-                    infos.append(_bbox_info(cr["center"], float(cr["side"]), img.shape[:2], focal_px))
+                hws.append(img.shape[:2])
             kw: dict[str, Any] = {}
             if pms:
                 kw["person_mask"] = torch.stack(pms).to(dev)
-            if infos:
-                kw["bbox_info"] = torch.stack(infos).float().to(dev)
+            if focals is not None:
+                sl = slice(a, a + len(imgs))
+                kw["camera"] = CropCamera.from_numpy(centers[sl], sides[sl], hws[sl], focals[sl]).to(dev)
             out = self.hmr(torch.stack(imgs).to(dev), **kw)
-            for k in _FRAME_KEYS:
-                acc[k].append(out[k].detach().float().cpu())
+            for k in (*_FRAME_KEYS, "joints2d_px"):
+                if k in out:
+                    acc.setdefault(k, []).append(out[k].detach().float().cpu())
             tpb = out.get("tokens_per_block", tpb)
         res: dict[str, Tensor] = {k: torch.cat(v) for k, v in acc.items()}
         res["rotmat_head"] = res["rotmat"]
         res["crop_center"] = torch.from_numpy(np.stack(centers).astype(np.float32))
         res["crop_side"] = torch.tensor(sides, dtype=torch.float32)
-        return res, centers, sides, tpb
+        camera = None if focals is None else CropCamera.from_numpy(centers, sides, hws, focals)
+        return res, camera, tpb
 
-    def _smooth(self, res: dict[str, Tensor], *, seed: int, chunk: int) -> None:
+    def _smooth(self, res: dict[str, Tensor], camera: CropCamera | None, *, seed: int, chunk: int) -> None:
         """Replace the head's poses in ``res`` by the decoder's, in place: ``rotmat`` (T,24,3,3) and the
-        body posed with it — ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m, ``joints2d`` (T,44,2)
-        crop-normalised (same camera ``cam_t``)."""
+        body posed with it — ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m and the 2D joints
+        (:meth:`HMR.project` with the same ``cam_t`` and ``camera``)."""
         dev = next(self.hmr.parameters()).device
         dec = self.decode(res["head_token"], res["betas"], seed=seed)
         rot = dec["rotmat"].float()
         body = self._pose_body(rot, res["betas"], chunk, dev)
         res.update(rotmat=rot, joints3d=body["joints44"], vertices=body["vertices"])
-        res["joints2d"] = project_crop(
-            res["joints3d"], res["cam_t"], self.hmr.cfg.focal_length, self.hmr.cfg.image_size
-        )
+        res.update(self.hmr.project(res["joints3d"], res["cam_t"], camera))
 
     def _pose_body(self, rot: Tensor, betas: Tensor, chunk: int, dev: torch.device) -> dict[str, Tensor]:
         parts: dict[str, list[Tensor]] = {"joints44": [], "vertices": []}
@@ -490,10 +519,11 @@ class FastHMR(nn.Module):
 
 
 def _crop_frame(
-    img: np.ndarray, box: np.ndarray, mask: np.ndarray | None, t: int, rescale: float
+    img: np.ndarray, box: np.ndarray, mask: np.ndarray | None, t: int, rule: CropRule, rescale: float | None
 ) -> dict[str, Any]:
-    """HMR2.0 crop of frame ``t`` ((H, W, 3) uint8) around ``box`` (xyxy px), with its (H, W) bool person
-    mask warped identically when given (:func:`fasthmr_lib.data.crops.make_crop`)."""
+    """The crop (``rule``; ``rescale`` overrides its box scale) of frame ``t`` ((H, W, 3) uint8) around
+    ``box`` (xyxy px), with its (H, W) bool person mask warped identically when given
+    (:func:`fasthmr_lib.data.crops.make_crop`)."""
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"predict: frame {t} must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
     mk = None
@@ -502,15 +532,7 @@ def _crop_frame(
         if m.shape != img.shape[:2]:
             raise ValueError(f"predict: mask {t} has shape {m.shape}, frame is {img.shape[:2]}")
         mk = {"person_mask": m.astype(bool)}
-    return make_crop(img, box, masks=mk, rescale=rescale)
-
-
-def _bbox_info(center: np.ndarray, side: float, hw: tuple[int, int], focal_px: float | None) -> Tensor:
-    """CameraHMR's box conditioning (CLIFF): crop centre offset from the image centre and crop side,
-    all divided by the full-image focal length (px; default: the image diagonal) -> (3,)."""
-    H, W = hw
-    f = float(focal_px) if focal_px else float(np.hypot(H, W))
-    return torch.tensor([(center[0] - W / 2) / f, (center[1] - H / 2) / f, side / f])
+    return make_crop(img, box, masks=mk, rescale=rescale, rule=rule)
 
 
 def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

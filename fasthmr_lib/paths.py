@@ -9,6 +9,9 @@ Environment variables:
     FASTHMR_SMPL_DIR   folder holding a real ``SMPL_NEUTRAL.pkl`` / ``.npz`` (default: unset ->
                        the embedded body model under ``<data>/body_model``)
     FASTHMR_CHECKPOINTS shipped / trained checkpoints (default ``<repo>/checkpoints``)
+    FASTHMR_HUMANFOV   CameraHMR's HumanFoV checkpoint (``cam_model_cleaned.ckpt``): the focal-length
+                       estimate of the ``camerahmr`` preset when no K is given (default: unset -> the
+                       image diagonal, named ``image_diagonal`` in outputs and tables)
     FASTHMR_CACHE      derived files made from a user's inputs, e.g. SMPL pickles converted to .npz
                        (default ``$XDG_CACHE_HOME/fasthmr`` or ``~/.cache/fasthmr``)
 """
@@ -58,6 +61,12 @@ def cache_dir() -> Path:
 def smpl_dir() -> Path | None:
     """A user-given real SMPL folder, or ``None`` (use the embedded body model)."""
     v = os.environ.get("FASTHMR_SMPL_DIR")
+    return Path(v).expanduser().resolve() if v else None
+
+
+def humanfov_checkpoint() -> Path | None:
+    """A user-given HumanFoV checkpoint (``FASTHMR_HUMANFOV``), or ``None`` (image-diagonal focal)."""
+    v = os.environ.get("FASTHMR_HUMANFOV")
     return Path(v).expanduser().resolve() if v else None
 
 

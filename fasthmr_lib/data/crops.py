@@ -1,15 +1,26 @@
-"""HMR2.0-style person crops: box -> square 256x256 crop, with masks and 2D keypoints warped identically.
+"""Person crops: box -> square 256x256 crop, with masks and 2D keypoints warped identically.
 
-Follows 4D-Humans (``hmr2/datasets/utils.py`` / ``vitdet_dataset.py``): the box (centre, size) is scaled by
-``rescale`` (1.2), expanded to the aspect ratio w:h = 192:256 (``MODEL.BBOX_SHAPE``), and the larger side
-becomes the side of a square crop box, warped with ``cv2.warpAffine`` (bilinear, constant border 0) to
-256x256. The backbone later uses only the middle 192 columns. Normalised keypoints are
-``crop_px / 256 - 0.5`` (HMR2.0's convention, range [-0.5, 0.5]). Images are ImageNet-normalised.
+Two crop rules (:class:`CropRule`; a model's rule comes from
+:func:`fasthmr_lib.models.camera.crop_rule_for`):
+
+* :data:`HMR2_CROP` follows 4D-Humans (``hmr2/datasets/utils.py`` / ``vitdet_dataset.py``): the box
+  (centre, size) is scaled by ``rescale`` (1.2), expanded to the aspect ratio w:h = 192:256
+  (``MODEL.BBOX_SHAPE``), the larger side becomes the side of a square crop box; a Gaussian blur
+  anti-aliases strong down-scaling.
+* :data:`CAMERAHMR_CROP` follows CameraHMR (``core/datasets/dataset.py``, ``dataset_val.py``: ``scale =
+  (w, h) / 200``, ``BBOX_SHAPE = None``, ``bbox_size = max(scale * 200)``): the square side is the box's
+  longer side as is (no enlargement, no aspect expansion, no blur).
+
+Either crop box is warped with ``cv2.warpAffine`` (bilinear, constant border 0) to 256x256; the
+backbone later uses only the middle 192 columns. Normalised keypoints are ``crop_px / 256 - 0.5``
+(HMR2.0's convention, range [-0.5, 0.5]). Images are ImageNet-normalised.
 
 Coordinates: pixel centres at integer coordinates (OpenCV's convention) in image and crop.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,6 +30,32 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 BBOX_SHAPE = (192, 256)  # (w, h) target aspect of HMR2.0
 CROP_SIZE = 256
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """How a person box becomes a square crop box: ``side = max(expand_to_aspect(rescale * (w, h)))``
+    (no expansion when ``aspect`` is ``None``), centred on the box; ``antialias``: Gaussian blur before
+    strong down-scaling (:func:`warp_image`)."""
+
+    name: str
+    rescale: float
+    aspect: tuple[int, int] | None
+    antialias: bool
+
+
+HMR2_CROP = CropRule("hmr2", 1.2, BBOX_SHAPE, True)
+CAMERAHMR_CROP = CropRule("camerahmr", 1.0, None, False)
+CROP_RULES = {r.name: r for r in (HMR2_CROP, CAMERAHMR_CROP)}
+
+
+def get_crop_rule(rule: str | CropRule) -> CropRule:
+    """A :class:`CropRule` or its name (``hmr2`` / ``camerahmr``) -> the rule."""
+    if isinstance(rule, CropRule):
+        return rule
+    if rule not in CROP_RULES:
+        raise ValueError(f"unknown crop rule {rule!r}; expected one of {sorted(CROP_RULES)}")
+    return CROP_RULES[rule]
 
 
 def expand_to_aspect_ratio(wh: np.ndarray, target_wh: tuple[int, int] = BBOX_SHAPE) -> np.ndarray:
@@ -34,17 +71,33 @@ def expand_to_aspect_ratio(wh: np.ndarray, target_wh: tuple[int, int] = BBOX_SHA
 
 
 def box_to_center_scale(
-    box: np.ndarray, rescale: float = 1.2, aspect: tuple[int, int] = BBOX_SHAPE
+    box: np.ndarray, rescale: float = 1.2, aspect: tuple[int, int] | None = BBOX_SHAPE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Box x1,y1,x2,y2 (..., 4) px -> crop centre (..., 2) px and square crop side (...,) px:
-    ``side = max(expand_to_aspect(rescale * (w, h)))``."""
+    ``side = max(expand_to_aspect(rescale * (w, h)))`` (``aspect=None``: ``max(rescale * (w, h))``)."""
     box = np.asarray(box, np.float64)
     if box.shape[-1] != 4:
         raise ValueError(f"box must have shape (..., 4) x1,y1,x2,y2, got {box.shape}")
     center = np.stack([(box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2], -1)
     wh = np.stack([box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]], -1) * rescale
-    side = expand_to_aspect_ratio(np.maximum(wh, 1.0), aspect).max(-1)
+    wh = np.maximum(wh, 1.0)
+    side = (wh if aspect is None else expand_to_aspect_ratio(wh, aspect)).max(-1)
     return center, side
+
+
+def cliff_bbox_info(
+    box_center: torch.Tensor, box_size: torch.Tensor, img_size_hw: torch.Tensor, focal: torch.Tensor
+) -> torch.Tensor:
+    """CameraHMR's query-token conditioning (``core/camerahmr_model.py``, from CLIFF):
+    ``[(cx - W/2) / f, (cy - H/2) / f, b / f]`` (the one place of this formula; the datasets and
+    :class:`fasthmr_lib.models.camera.CropCamera` call it).
+
+    box_center (B, 2) px, box_size (B,) px (side of the square crop box), img_size_hw (B, 2) = (H, W) px,
+    focal (B,) px (fx of the full-image intrinsics). Returns (B, 3) float."""
+    f = focal.to(torch.float32)
+    cx, cy = box_center[:, 0], box_center[:, 1]
+    h, w = img_size_hw[:, 0], img_size_hw[:, 1]
+    return torch.stack([(cx - w / 2.0) / f, (cy - h / 2.0) / f, box_size / f], dim=-1).float()
 
 
 def crop_matrix(center: np.ndarray, side: float, out_size: int = CROP_SIZE) -> np.ndarray:
@@ -134,18 +187,20 @@ def make_crop(
     masks: dict[str, np.ndarray] | None = None,
     labels: dict[str, np.ndarray] | None = None,
     keypoints: np.ndarray | None = None,
-    rescale: float = 1.2,
+    rescale: float | None = None,
     out_size: int = CROP_SIZE,
+    rule: str | CropRule = HMR2_CROP,
 ) -> dict[str, np.ndarray]:
-    """One HMR2.0 crop. img (H,W,3), box (4,) xyxy px, masks name -> (H,W) bool, labels name -> (H,W)
-    uint8 label maps, keypoints (K,2|3) px.
+    """One crop by ``rule`` (default HMR2.0's; ``rescale`` overrides the rule's box scale). img (H,W,3),
+    box (4,) xyxy px, masks name -> (H,W) bool, labels name -> (H,W) uint8 label maps, keypoints (K,2|3) px.
 
     Returns ``img`` (out,out,3) same dtype, each mask (out,out) bool, each label map (out,out) uint8,
     ``keypoints`` normalised crop coords, ``center`` (2,), ``side`` () px, ``A`` (2,3) image->crop matrix."""
-    center, side = box_to_center_scale(box, rescale)
+    r = get_crop_rule(rule)
+    center, side = box_to_center_scale(box, r.rescale if rescale is None else rescale, r.aspect)
     A = crop_matrix(center, float(side), out_size)
     out: dict[str, np.ndarray] = {
-        "img": warp_image(img, A, out_size),
+        "img": warp_image(img, A, out_size, antialias=r.antialias),
         "center": center.astype(np.float32),
         "side": np.float32(side),
         "A": A,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .crops import CROP_SIZE, make_crop, normalize_image
+from .crops import CROP_SIZE, CropRule, cliff_bbox_info, get_crop_rule, make_crop, normalize_image
 from .records import Clip, load_clip, normalize_mask_kind, split_clip_paths, world_root
 
 __all__ = ["CropDataset", "ClipDataset", "world_root"]
@@ -26,22 +26,25 @@ _FRAME_KEYS = ("global_orient", "body_pose", "betas", "transl")
 
 
 class CropDataset(Dataset):
-    """Frames of all clips of one split as HMR2.0 crops.
+    """Frames of all clips of one split as person crops (HMR2.0's rule by default).
 
     Args:
         root: world / dataset root; split: 'train' | 'calib' | 'test' (or any split in meta.json).
         mask_kind: 'mask' (visible subject), 'mask_union', 'mask_degraded' (aliases 'subject', 'union',
             'degraded'), or ``None`` for no ``person_mask``.
         augment: optional callable ``item -> item`` applied last (e.g. :class:`.augment.CropAugment`).
-        rescale: box enlargement before the 192:256 aspect expansion (HMR2.0: 1.2).
+        crop_rule: ``"hmr2"`` (default) or ``"camerahmr"`` (the box's longer side as is), or a
+            :class:`~.crops.CropRule`; a model's rule is ``fasthmr_lib.models.camera.crop_rule_for(cfg)``.
+        rescale: box enlargement overriding the rule's (HMR2.0: 1.2 before the 192:256 aspect expansion).
         cache_clips: how many decoded clips to keep in memory (sequential access decodes each clip once).
 
     Item (a dict): ``img`` (3,256,256) float ImageNet-normalised; ``person_mask`` (256,256) float {0,1};
     ``global_orient`` (3,), ``body_pose`` (69,), ``betas`` (10,), ``transl`` (3,) camera frame;
     ``joints2d`` (44,3) normalised crop coords [-0.5,0.5] + visibility; ``clip_id`` str, ``frame`` int,
     ``occlusion`` () float; ``crop_center`` (2,) px, ``crop_scale`` () square crop side px; ``K`` (3,3);
-    ``box`` (4,) xyxy px; ``img_size`` (2,) (H,W); ``bbox_info`` (3,) CLIFF
-    ``[(cx-W/2)/f, (cy-H/2)/f, side/f]``; ``part_labels`` (256,256) uint8 dense body-part labels (see
+    ``box`` (4,) xyxy px; ``img_size`` (2,) (H,W); ``focal`` () px = K[0,0] and ``focal_source``
+    ``"record_K"``; ``bbox_info`` (3,) CLIFF ``[(cx-W/2)/f, (cy-H/2)/f, side/f]``; ``part_labels``
+    (256,256) uint8 dense body-part labels (see
     ``data_prep.render.face_part_labels``) when the clip has them (synthetic worlds).
     """
 
@@ -52,15 +55,17 @@ class CropDataset(Dataset):
         *,
         mask_kind: str | None = "mask",
         augment: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-        rescale: float = 1.2,
+        rescale: float | None = None,
         out_size: int = CROP_SIZE,
         cache_clips: int = 2,
+        crop_rule: str | CropRule = "hmr2",
     ):
         self.root = Path(root)
         self.split = split
         self.mask_kind = None if mask_kind is None else normalize_mask_kind(mask_kind)
         self.augment = augment
-        self.rescale = float(rescale)
+        self.crop_rule = get_crop_rule(crop_rule)
+        self.rescale = None if rescale is None else float(rescale)
         self.out_size = int(out_size)
         self.paths = split_clip_paths(self.root, split)
         index: list[tuple[int, int]] = []
@@ -109,6 +114,7 @@ class CropDataset(Dataset):
             keypoints=c.joints2d[t],
             rescale=self.rescale,
             out_size=self.out_size,
+            rule=self.crop_rule,
         )
         H, W = img.shape[:2]
         f = float(c.K[0, 0])
@@ -128,9 +134,14 @@ class CropDataset(Dataset):
             "K": torch.from_numpy(np.asarray(c.K, np.float32)),
             "box": torch.from_numpy(np.asarray(c.boxes[t], np.float32)),
             "img_size": torch.tensor([H, W], dtype=torch.float32),
-            "bbox_info": torch.tensor(
-                [(center[0] - W / 2) / f, (center[1] - H / 2) / f, side / f], dtype=torch.float32
-            ),
+            "focal": torch.tensor(f, dtype=torch.float32),
+            "focal_source": "record_K",
+            "bbox_info": cliff_bbox_info(
+                torch.from_numpy(center)[None],
+                torch.tensor([side]),
+                torch.tensor([[H, W]]),
+                torch.tensor([f]),
+            )[0],
         }
         if self.mask_kind is not None:
             item["person_mask"] = torch.from_numpy(cr["person_mask"].astype(np.float32))

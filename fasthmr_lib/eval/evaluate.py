@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..config import ModelConfig
+from ..models.camera import CropCamera, convention_of
 from ..models.losses import gt_body
 from . import metrics as M
 from .markdown import write_table  # noqa: F401 (notebooks call ev.write_table)
@@ -63,17 +65,32 @@ def get_smpl(model: nn.Module, smpl: nn.Module | None) -> nn.Module:
     return s
 
 
+_CAMERA_KEYS = ("crop_center", "crop_scale", "img_size", "focal")
+
+
+def box_conditioned(model: nn.Module) -> bool:
+    """Whether ``model`` follows CameraHMR's camera convention (:func:`~..models.camera.convention_of`)."""
+    cfg = getattr(model, "cfg", None)
+    return isinstance(cfg, ModelConfig) and convention_of(cfg) == "camerahmr"
+
+
 def call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[str, Any]:
+    """``model(batch["img"], ...)`` with ``person_mask`` (when ``use_mask``) and, for a CameraHMR-convention
+    model, its :class:`~..models.camera.CropCamera` from the items' ``crop_center``, ``crop_scale``,
+    ``img_size`` and ``focal`` (full-image ``cam_t``, 2D joints with K), else their ``bbox_info``."""
     kw: dict[str, Any] = {}
     if use_mask and "person_mask" in batch:
         kw["person_mask"] = batch["person_mask"]
-    cfg = getattr(model, "cfg", None)
-    if cfg is not None and getattr(getattr(cfg, "head", None), "token_input", "zero") == "bbox":
-        if "bbox_info" not in batch:
+    if box_conditioned(model):
+        if all(k in batch for k in _CAMERA_KEYS):
+            kw["camera"] = CropCamera(*(batch[k].float() for k in _CAMERA_KEYS))
+        elif "bbox_info" in batch:
+            kw["bbox_info"] = batch["bbox_info"]
+        else:
             raise ValueError(
-                "evaluate: a box-conditioned (camerahmr) model needs 'bbox_info' (B,3) in the items"
+                "evaluate: a box-conditioned (camerahmr) model needs 'crop_center', 'crop_scale', "
+                "'img_size', 'focal' (CropDataset items) or 'bbox_info' (B,3) in the items"
             )
-        kw["bbox_info"] = batch["bbox_info"]
     return model(batch["img"], **kw)
 
 
@@ -150,6 +167,8 @@ def evaluate_batches(
             part["occlusion"] = b["occlusion"].float().cpu().numpy()
         if "person_mask" in b:
             part["person_tokens"] = person_token_count(b["person_mask"]).cpu().numpy()
+        if "focal_source" in b and box_conditioned(model):
+            part["focal_source"] = [str(x) for x in b["focal_source"]]
         if "tokens_per_block" in out:
             part["final_tokens"] = np.full(n, int(list(out["tokens_per_block"])[-1]))
         rows.append(pd.DataFrame(part))
@@ -187,7 +206,9 @@ def evaluate(
     ``emdb24``, ``hmr2_14`` — see :mod:`~fasthmr_lib.eval.metrics`), ``accel`` (mm/frame² at frames
     with both neighbours in the clip, else NaN), ``orient_deg`` (geodesic error of the global orientation,
     degrees; 180 = facing the opposite way), ``occlusion``, ``person_tokens`` (tokens ≥ 50 %
-    covered by the person mask), ``final_tokens`` (token-merged models only) and, with
+    covered by the person mask), ``final_tokens`` (token-merged models only), ``focal_source``
+    (CameraHMR-convention models: where the full-image focal length came from, ``record_K`` for
+    CropDataset items) and, with
     ``per_joint=True``, ``joint_00..`` per-joint errors in mm. ``person_mask`` is passed to the model
     when ``use_mask`` (needed by Mask-ToMe-patched models).
     """

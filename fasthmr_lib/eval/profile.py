@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig, get_preset
 from ..macs import LINEAR_CONV_OPS, MacCount, count_macs  # noqa: F401 (re-exported)
 from ..merging.state import TokenState
+from ..models.camera import CropCamera
 from ..models.hmr import HMR
 
 
@@ -46,6 +47,7 @@ class BackboneHead(HMR):
         person_mask: Tensor | None = None,
         bbox_info: Tensor | None = None,
         stage_times: dict[str, list[float]] | None = None,
+        camera: CropCamera | None = None,
     ) -> dict[str, Any]:
         """``stage_times`` (optional): seconds of the ``backbone`` stage (token state incl. mask pooling +
         ViT) and the ``head`` stage are appended to its lists (device synchronised at the boundaries)."""
@@ -53,7 +55,7 @@ class BackboneHead(HMR):
         state = self.token_state(person_mask, img.shape[0]) or TokenState()
         tokens, state = self.forward_features(img, state=state)
         clock.mark("backbone")
-        h = self.forward_head(tokens, state, bbox_info)
+        h = self.forward_head(tokens, state, bbox_info, camera)
         clock.mark("head")
         return self.outputs(h, state)
 

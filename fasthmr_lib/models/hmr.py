@@ -7,67 +7,35 @@ The path of the person mask: ``forward`` -> :meth:`HMR.forward_features` builds 
 ``merging.patch.apply``) and the mask -> every ViT block runs the merge step on it -> the head
 cross-attends to the remaining tokens (:meth:`HMR.forward_head`, log-size bias when configured).
 
-Camera conventions (HMR2.0): the head predicts a weak-perspective camera (s, tx, ty) for the
-256-px crop; ``cam_t = [tx, ty, 2 f / (S s + 1e-9)]`` with f = 5000 px and S = 256 px; 2D keypoints
-are the perspective projection of ``joints3d + cam_t`` with focal f / S and principal point 0, i.e.
-crop-normalised coordinates (roughly in [-0.5, 0.5]).
+Camera conventions: :mod:`fasthmr_lib.models.camera` (chosen by the config, :func:`convention_of`).
+``hmr2``: the head predicts a weak-perspective camera (s, tx, ty) for the 256-px crop;
+``cam_t = [tx, ty, 2 f / (S s + 1e-9)]`` with f = 5000 px and S = 256 px; 2D keypoints are the
+perspective projection of ``joints3d + cam_t`` with focal f / S and principal point 0, i.e.
+crop-normalised coordinates (roughly in [-0.5, 0.5]). ``camerahmr``: the head reads the CLIFF box info
+of a :class:`CropCamera`; ``cam_t`` is the full-image translation and ``joints2d_px`` the projection with
+the image K (``joints2d``: the same points crop-normalised).
 """
 
 from __future__ import annotations
 
 import warnings
 
-import torch
 from torch import Tensor, nn
 
 from ..body.smpl import SMPLBody, load_body_model
 from ..config import ModelConfig, get_preset
 from ..merging.mask_tome import MaskToMeConfig, token_state
 from ..merging.state import TokenState
+from .camera import (  # noqa: F401 (the formulas are also imported from here)
+    CropCamera,
+    cam_crop_to_full,
+    cliff_bbox_info,
+    convention_of,
+    project_crop,
+    weak_cam_to_translation,
+)
 from .head import SMPLHead
 from .vit import ViT
-
-
-def weak_cam_to_translation(cam: Tensor, focal_length: float = 5000.0, image_size: float = 256.0) -> Tensor:
-    """HMR2.0 ``pred_cam_t``: cam (B, 3) = (s, tx, ty) -> (B, 3) = (tx, ty, 2 f / (S s + 1e-9)) metres."""
-    tz = 2 * focal_length / (image_size * cam[:, 0] + 1e-9)
-    return torch.stack([cam[:, 1], cam[:, 2], tz], dim=-1)
-
-
-def project_crop(
-    points: Tensor, cam_t: Tensor, focal_length: float = 5000.0, image_size: float = 256.0
-) -> Tensor:
-    """HMR2.0 ``pred_keypoints_2d``: points (B, N, 3) + cam_t (B, 3), pinhole with focal f / S and
-    principal point 0 -> (B, N, 2) crop-normalised coordinates."""
-    p = points + cam_t[:, None]
-    return p[..., :2] / p[..., 2:3] * (focal_length / image_size)
-
-
-def cliff_bbox_info(box_center: Tensor, box_size: Tensor, img_size_hw: Tensor, focal: Tensor) -> Tensor:
-    """CameraHMR's query-token conditioning (``core/camerahmr_model.py``, from CLIFF):
-    ``[(cx - W/2) / f, (cy - H/2) / f, b / f]``.
-
-    box_center (B, 2) px, box_size (B,) px (side of the square crop box), img_size_hw (B, 2) = (H, W) px,
-    focal (B,) px (fx of the full-image intrinsics). Returns (B, 3) float."""
-    f = focal.to(torch.float32)
-    cx, cy = box_center[:, 0], box_center[:, 1]
-    h, w = img_size_hw[:, 0], img_size_hw[:, 1]
-    return torch.stack([(cx - w / 2.0) / f, (cy - h / 2.0) / f, box_size / f], dim=-1).float()
-
-
-def cam_crop_to_full(
-    cam: Tensor, box_center: Tensor, box_size: Tensor, img_size_hw: Tensor, focal: Tensor | float
-) -> Tensor:
-    """Weak-perspective crop camera -> full-image translation (HMR2.0 ``cam_crop_to_full``; CameraHMR
-    ``convert_to_full_img_cam``): ``tz = 2 F / (b s)``, ``tx' = tx + 2 (cx - W/2) / (b s)``,
-    ``ty' = ty + 2 (cy - H/2) / (b s)``. Shapes as :func:`cliff_bbox_info`; returns (B, 3) metres."""
-    s, tx, ty = cam[:, 0], cam[:, 1], cam[:, 2]
-    bs = box_size * s + 1e-9
-    h, w = img_size_hw[:, 0], img_size_hw[:, 1]
-    tz = 2 * focal / bs
-    return torch.stack(
-        [tx + 2 * (box_center[:, 0] - w / 2.0) / bs, ty + 2 * (box_center[:, 1] - h / 2.0) / bs, tz], -1
-    )
 
 
 class HMR(nn.Module):
@@ -122,48 +90,98 @@ class HMR(nn.Module):
         return self.backbone.forward_tokens(img[:, :, :, 32:-32], state), state
 
     def forward_head(
-        self, tokens: Tensor, state: TokenState | None = None, bbox_info: Tensor | None = None
+        self,
+        tokens: Tensor,
+        state: TokenState | None = None,
+        bbox_info: Tensor | None = None,
+        camera: CropCamera | None = None,
     ) -> dict[str, Tensor]:
         """tokens (B, N', C) -> the head's dict (``rotmat``, ``pose6d``, ``betas``, ``cam``, ``token``)
-        plus ``cam_t`` (B, 3) metres; bbox_info (B, 3) CLIFF box info (``camerahmr``)."""
+        plus ``cam_t`` (B, 3) metres (:meth:`translation`); ``camera`` or bbox_info (B, 3) for a
+        ``camerahmr`` model (:meth:`crop_camera`); the dict keeps the camera under ``crop_camera``."""
         bias = state.head_bias() if state is not None else None
-        h = dict(self.head(tokens, bbox_info=bbox_info, context_bias=bias))
-        h["cam_t"] = weak_cam_to_translation(h["cam"], self.cfg.focal_length, self.cfg.image_size)
+        cam = self.crop_camera(tokens.shape[0], bbox_info, camera)
+        info = None if cam is None else cam.bbox_info()
+        h = dict(self.head(tokens, bbox_info=info, context_bias=bias))
+        h["cam_t"] = self.translation(h["cam"], cam)
+        h["crop_camera"] = cam
         return h
 
+    def crop_camera(
+        self, batch: int, bbox_info: Tensor | None = None, camera: CropCamera | None = None
+    ) -> CropCamera | None:
+        """The :class:`CropCamera` a ``camerahmr`` model runs with: ``camera``, or one in focal-length units
+        from ``bbox_info`` (B, 3); ``None`` for an ``hmr2`` model (which ignores both)."""
+        if convention_of(self.cfg) == "hmr2":
+            return None
+        if camera is not None and bbox_info is not None:
+            raise ValueError("pass camera (a CropCamera) or bbox_info (B, 3), not both")
+        if camera is None and bbox_info is not None:
+            camera = CropCamera.from_bbox_info(bbox_info)
+        if camera is None or camera.box_center.shape[0] != batch:
+            got = None if camera is None else camera.box_center.shape[0]
+            raise ValueError(
+                f"this head (token_input='bbox', CameraHMR) needs bbox_info (B, 3) or a CropCamera for "
+                f"B={batch} crops; got {got}"
+            )
+        return camera
+
+    def translation(self, cam: Tensor, camera: CropCamera | None) -> Tensor:
+        """cam (B, 3) weak-perspective -> ``cam_t`` (B, 3) m: HMR2.0's crop camera (``camera`` None) or
+        CameraHMR's full-image translation (``camera.translation``)."""
+        if camera is None:
+            return weak_cam_to_translation(cam, self.cfg.focal_length, self.cfg.image_size)
+        return camera.translation(cam)
+
+    def project(self, joints3d: Tensor, cam_t: Tensor, camera: CropCamera | None) -> dict[str, Tensor]:
+        """2D joints of joints3d (B, N, 3) m at ``cam_t`` (B, 3): ``joints2d`` (B, N, 2) crop-normalised
+        (HMR2.0: the crop camera, f = ``cfg.focal_length`` at ``cfg.image_size``) and, for a
+        ``camerahmr`` camera in pixels, ``joints2d_px`` (B, N, 2) projected with the image K."""
+        if camera is None:
+            cam_t = cam_t.to(joints3d.dtype)
+            return {"joints2d": project_crop(joints3d, cam_t, self.cfg.focal_length, self.cfg.image_size)}
+        return camera.to(joints3d.device).project(joints3d, cam_t.to(joints3d.dtype))
+
     def forward(
-        self, img: Tensor, person_mask: Tensor | None = None, bbox_info: Tensor | None = None
+        self,
+        img: Tensor,
+        person_mask: Tensor | None = None,
+        bbox_info: Tensor | None = None,
+        camera: CropCamera | None = None,
     ) -> dict[str, Tensor]:
         """img (B, 3, 256, 256) ImageNet-normalised crop; person_mask (B, 256, 256) crop-aligned (used
-        only when ``token_merging`` is set); bbox_info (B, 3) CLIFF box info (``camerahmr``).
+        only when ``token_merging`` is set); for a ``camerahmr`` model the crops' ``camera``
+        (:class:`CropCamera`: box centre/side, image size, focal) or only their CLIFF bbox_info (B, 3).
 
         Returns ``rotmat`` (B,24,3,3), ``pose6d`` (B,144), ``betas`` (B,10), ``cam`` (B,3),
-        ``cam_t`` (B,3), ``joints3d`` (B,44,3), ``vertices`` (B,V,3), ``joints2d`` (B,44,2),
-        ``head_token`` (B, head dim), and ``tokens_per_block`` (list[int]) when a token state was used.
+        ``cam_t`` (B,3) m (crop camera for ``hmr2``, full-image camera for ``camerahmr``),
+        ``joints3d`` (B,44,3), ``vertices`` (B,V,3), ``joints2d`` (B,44,2) crop-normalised,
+        ``joints2d_px`` (B,44,2) image px (``camerahmr`` with a ``camera``), ``head_token`` (B, head dim),
+        and ``tokens_per_block`` (list[int]) when a token state was used.
         Without a body model (``with_body=False``) only the head's outputs and ``tokens_per_block``.
         """
         tokens, state = self.forward_features(img, person_mask)
-        return self.outputs(self.forward_head(tokens, state, bbox_info), state)
+        return self.outputs(self.forward_head(tokens, state, bbox_info, camera), state)
 
     def outputs(self, h: dict[str, Tensor], state: TokenState | None) -> dict[str, Tensor]:
         """:meth:`forward`'s dict from the head's (:meth:`forward_head`) and the token state: the head's
         outputs, the body's (when there is a body model), ``head_token``, ``tokens_per_block``."""
         out: dict = {k: h[k] for k in ("rotmat", "pose6d", "betas", "cam", "cam_t")}
         if self.smpl is not None:
-            out |= self._body(h["rotmat"], h["betas"], h["cam_t"])
+            out |= self._body(h["rotmat"], h["betas"], h["cam_t"], h.get("crop_camera"))
         out["head_token"] = h["token"]
         if state is not None:
             out["tokens_per_block"] = list(state.tokens_per_block)
         return out
 
-    def _body(self, rot: Tensor, betas: Tensor, cam_t: Tensor) -> dict[str, Tensor]:
-        """SMPL joints, vertices and crop 2D joints for rotmat (B,24,3,3), betas (B,10), cam_t (B,3)."""
+    def _body(
+        self, rot: Tensor, betas: Tensor, cam_t: Tensor, camera: CropCamera | None
+    ) -> dict[str, Tensor]:
+        """SMPL joints, vertices and 2D joints (:meth:`project`) for rotmat (B,24,3,3), betas (B,10),
+        cam_t (B,3)."""
         body = self.smpl(rot[:, :1].float(), rot[:, 1:].float(), betas.float())
         joints3d = body["joints44"]
-        joints2d = project_crop(
-            joints3d, cam_t.to(joints3d.dtype), self.cfg.focal_length, self.cfg.image_size
-        )
-        return {"joints3d": joints3d, "vertices": body["vertices"], "joints2d": joints2d}
+        return {"joints3d": joints3d, "vertices": body["vertices"], **self.project(joints3d, cam_t, camera)}
 
 
 def build_model(preset: str | ModelConfig, smpl: SMPLBody | None = None) -> HMR:
