@@ -173,6 +173,12 @@ def test_crop_dataset_items_and_clip_dataset(tmp_path):
     assert float(it["crop_scale"]) == pytest.approx(34.8, abs=1e-4)
     np.testing.assert_allclose(it["crop_center"].numpy(), [19.5, 24.5])
     assert float(it["occlusion"]) == pytest.approx(0.25)
+    assert it["focal_source"] == "record_K" and float(it["focal"]) == pytest.approx(float(it["K"][0, 0]))
+    # CameraHMR's rule: the box's longer side as is (29), same centre; bbox_info follows the crop box
+    cam = CropDataset(root, "train", mask_kind="union", crop_rule="camerahmr")[4]
+    assert float(cam["crop_scale"]) == pytest.approx(29.0, abs=1e-5)
+    np.testing.assert_allclose(cam["crop_center"].numpy(), [19.5, 24.5])
+    assert float(cam["bbox_info"][2]) == pytest.approx(29.0 / float(cam["K"][0, 0]), rel=1e-6)
     # keypoints were drawn inside the box -> inside the crop's [-0.5, 0.5]
     assert it["joints2d"][:, :2].abs().max() <= 0.5
     seen = []
