@@ -280,7 +280,7 @@ def _prepare(preset: str, cfgs: list[BenchConfig], opts: BenchOptions) -> _Share
             seg_model, seg_desc = None, P.segmenter_status()
     missing_front = [] if seg_model is not None else ["segmenter/detector"]
     if preset == "camerahmr":
-        missing_front.append("camera intrinsics (HumanFoV; not implemented)")
+        missing_front.append("camera intrinsics (HumanFoV: fasthmr_lib.models.humanfov, not timed here)")
     return _Shared(preset, opts, num_tokens, base, dec_preset, dec_info, seg_model, seg_desc, missing_front)
 
 
