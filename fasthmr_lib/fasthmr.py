@@ -219,7 +219,8 @@ class FastHMR(nn.Module):
     ) -> dict[str, Any]:
         """The per-frame model (same interface and outputs as :meth:`HMR.forward`); the decoder runs
         over videos in :meth:`predict` / :meth:`decode`."""
-        return self.hmr(img, person_mask=person_mask, bbox_info=bbox_info, camera=camera)
+        kw = {} if camera is None else {"camera": camera}  # per-frame stand-ins may not take a camera
+        return self.hmr(img, person_mask=person_mask, bbox_info=bbox_info, **kw)
 
     def describe(self) -> dict[str, Any]:
         """The parts' settings (what :meth:`save` writes into ``fasthmr.json``, without weights)."""

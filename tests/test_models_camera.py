@@ -208,3 +208,25 @@ def test_evaluate_builds_the_camera_from_crop_items(camerahmr_model, tiny_model)
     torch.testing.assert_close(hmr2["cam_t"], plain["cam_t"], rtol=0, atol=0)
     with pytest.raises(ValueError, match="crop_center"):
         call_model(camerahmr_model, {"img": batch["img"]}, use_mask=False)
+
+
+def test_smoothed_joints_use_the_same_full_image_camera(camerahmr_model, fake_body):
+    from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
+    from fasthmr_lib.diffusion.decoder import DiffusionDecoder
+    from fasthmr_lib.diffusion.denoiser import LatentDenoiser
+    from fasthmr_lib.diffusion.vae import MotionVAE
+
+    torch.manual_seed(1)
+    vae, den = MotionVAE("tiny").eval(), LatentDenoiser("tiny").eval()
+    stats = FeatureStats(torch.randn(133) * 0.1, torch.rand(133) + 0.5)
+    dec = DiffusionDecoder(vae, den, HybrIKBody.from_smpl(fake_body), stats, latent_scale=1.3)
+    frames, boxes = video()
+    res = FastHMR.from_parts(camerahmr_model, decoder=dec).predict(frames, boxes, focal_px=333.0)
+    assert bool(res["smoothed"].all())
+    cam = CropCamera(
+        res["crop_center"], res["crop_side"], torch.tensor([[150.0, 200.0]] * 3), res["focal_px"]
+    )
+    want = cam.project(res["joints3d"], res["cam_t"])
+    torch.testing.assert_close(res["joints2d_px"], want["joints2d_px"], rtol=0, atol=1e-4)
+    torch.testing.assert_close(res["joints2d"], want["joints2d"], rtol=0, atol=1e-6)
+    assert not torch.allclose(res["rotmat"], res["rotmat_head"])  # the decoder's poses were projected
