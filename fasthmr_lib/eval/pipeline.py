@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 from ..fasthmr import FastHMR
 from . import profile as P
 
-METRICS = ("mpjpe", "pa_mpjpe", "pve", "accel")
+METRICS = ("mpjpe", "pa_mpjpe", "pve", "accel", "accel_ms2")
 
 
 def clip_subset(dataset: Any, max_clips: int = 0) -> Dataset:
@@ -63,7 +63,7 @@ def evaluate_clips(
     One pass of the per-frame model (head tokens, β, head θ per clip), then rows ``method="head"`` (the
     per-frame head's θ) and, when the model has a decoder and ``decode``, ``method="decoder"`` (θ from the
     one-step decoder over the clip, β from the head). Columns: clip_id, frame, method, mpjpe, pa_mpjpe, pve
-    (mm), accel (mm/frame², NaN at clip ends)."""
+    (mm), accel (mm/frame², NaN at clip ends), accel_ms2 (m/s² at 30 fps)."""
     from ..diffusion.training import extract_head_tokens
     from .metrics import evaluate_poses
 
