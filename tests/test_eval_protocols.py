@@ -195,6 +195,10 @@ def test_missing_or_mismatched_regressor_errors_name_the_file(fake_body, tmp_pat
     np.save(bad, random_regressor(100))
     with pytest.raises(ValueError, match=r"100 vertex columns but the body model has 6890"):
         M.evaluate_poses(fake_body, pred, gt, protocol="wham_3dpw14", h36m_regressor=bad)
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match=r"junk.npy: not a numpy .npy array"):
+        M.load_h36m_regressor(junk)
     with pytest.raises(ValueError, match=r"shape \(17, V\)"):
         M.load_h36m_regressor(np.zeros((14, 6890)))
     with pytest.raises(ValueError, match="regresses its joints from the mesh"):

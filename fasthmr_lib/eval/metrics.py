@@ -212,7 +212,10 @@ _H36M_HELP = (
 
 @functools.lru_cache(maxsize=4)
 def _read_regressor(path: str, mtime_ns: int) -> np.ndarray:
-    return np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+    try:
+        return np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a numpy .npy array of the H36M regressor (17, V): {e}") from e
 
 
 def load_h36m_regressor(
