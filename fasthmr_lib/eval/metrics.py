@@ -148,8 +148,8 @@ def accel_error(pred: ArrayLike, gt: ArrayLike, fps: float | None = None) -> Arr
     """Acceleration error over a sequence: pred, gt (T, N, 3) metres -> (T-2,) per middle frame.
 
     a_t = x_{t-1} - 2 x_t + x_{t+1} (second difference), error = mean over joints of
-    ||a_pred - a_gt||. Returns mm/frame² (VIBE / WHAM ``compute_error_accel`` convention, the unit the
-    FastHMR paper reports); with ``fps`` given returns m/s² (× fps² / 1000, WHAM/GVHMR tables).
+    ||a_pred - a_gt||. Returns mm/frame² (VIBE-style; WHAM ``compute_error_accel`` in mm); with ``fps``
+    given returns m/s² (:func:`accel_ms2`: WHAM's / GVHMR's tables and the FastHMR paper's Table 1).
     """
     p, g = _t(pred), _t(gt)
     _check_pair(p, g, "accel_error")
@@ -159,7 +159,7 @@ def accel_error(pred: ArrayLike, gt: ArrayLike, fps: float | None = None) -> Arr
     ag = g[:-2] - 2 * g[1:-1] + g[2:]
     err = torch.linalg.norm(ap - ag, dim=-1).mean(-1) * 1000.0
     if fps is not None:
-        err = err * float(fps) ** 2 / 1000.0
+        err = accel_ms2(err, fps)
     return _like(err, pred)
 
 
