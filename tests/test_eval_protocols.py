@@ -232,3 +232,19 @@ def test_wham_3dpw14_on_the_embedded_body_model(embedded_body_dir, tmp_path):
     J = np.load(path).astype(np.float64)[WHAM_H36M_TO_J14]
     jp, jg = np.einsum("jv,bvc->bjc", J, op["vertices"]), np.einsum("jv,bvc->bjc", J, og["vertices"])
     check_against(df, port_wham_sequence(jp, jg, op["vertices"], og["vertices"], [2, 3]))
+
+
+def test_gendered_gt_body_per_clip(fake_body, make_smpl_dir, tmp_path):
+    """WHAM poses the GT with the subject's gendered SMPL: ``gt_smpl`` (one model or one per clip) does that;
+    the prediction stays on the neutral model."""
+    from fasthmr_lib.body.smpl import load_body_model
+
+    other = load_body_model(make_smpl_dir(tmp_path / "other", seed=5))  # stands in for a gendered model
+    pred, gt = clip(seed=6)
+    df = M.evaluate_poses(fake_body, pred, gt, protocol="wham_emdb24", gt_smpl={"c": other})
+    op, _ = bodies(fake_body, pred, gt)
+    _, og = bodies(other, pred, gt)
+    ref = port_wham_sequence(op["joints24"], og["joints24"], op["vertices"], og["vertices"], [1, 2])
+    check_against(df, ref)
+    same = M.evaluate_poses(fake_body, pred, gt, protocol="wham_emdb24")
+    assert np.abs(same["mpjpe"].to_numpy() - df["mpjpe"].to_numpy()).max() > 1.0

@@ -27,13 +27,15 @@ the metre/frame² error by 30²). The ``wham_*`` protocols compute it WHAM's way
 the clip's evaluated frames in frame order without checking for gaps, dropping the first and last
 second differences (WHAM ``compute_error_accel(...)[1:-1]``). The other protocols use only frames whose
 two neighbours are the adjacent frames of the same clip.
-WHAM builds the GT mesh of 3DPW / EMDB with the subject's **gendered** SMPL; this library builds the GT
-with the body model it is given (the records store no gender): a known deviation.
+WHAM builds the GT mesh of 3DPW / EMDB with the subject's **gendered** SMPL; ``evaluate_poses`` takes a
+``gt_smpl`` (one or per clip) for that, but the records store no gender, so the notebooks and
+``evaluate`` pose the GT with the prediction's body model: a known deviation.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -372,6 +374,7 @@ def evaluate_poses(
     method: str = "",
     chunk: int = 256,
     h36m_regressor: str | Path | ArrayLike | None = None,
+    gt_smpl: nn.Module | Mapping[str, nn.Module] | None = None,
 ) -> pd.DataFrame:
     """Per-frame MPJPE / PA-MPJPE / PVE (mm) and Accel (``accel`` mm/frame², ``accel_ms2`` m/s² at
     :data:`EVAL_FPS`; NaN where :func:`clip_accel` leaves it undefined) of predicted clips.
@@ -379,7 +382,8 @@ def evaluate_poses(
     pred[clip_id]: ``rotmat`` (T,24,3,3), ``betas`` (T,10); gt[clip_id]: ``pose`` (T,72) axis-angle
     (global orient first), ``betas`` (T,10). Both are posed without translation and root-aligned by the
     protocol (:func:`evaluate_frames`); ``h36m_regressor`` for ``wham_3dpw14`` (:func:`load_h36m_regressor`).
-    Returns rows clip_id, frame, method, mpjpe, pa_mpjpe, pve, accel, accel_ms2."""
+    ``gt_smpl``: the body model posing the GT (one, or one per clip id: WHAM uses the subject's gendered
+    SMPL); default ``smpl``. Returns rows clip_id, frame, method, mpjpe, pa_mpjpe, pve, accel, accel_ms2."""
     rows = []
     pr = get_protocol(protocol)
     reg = None
@@ -390,6 +394,7 @@ def evaluate_poses(
         if cid not in gt:
             raise KeyError(f"evaluate_poses: no ground truth for clip {cid!r}")
         g = gt[cid]
+        gbody = smpl if gt_smpl is None else gt_smpl[cid] if isinstance(gt_smpl, Mapping) else gt_smpl
         R = torch.as_tensor(p["rotmat"], dtype=torch.float32)
         T = R.shape[0]
         Rg = roma.rotvec_to_rotmat(torch.as_tensor(g["pose"], dtype=torch.float32).reshape(T, 24, 3))
@@ -399,7 +404,7 @@ def evaluate_poses(
         pj_all, gj_all = [], []
         for a in range(0, T, chunk):
             op = smpl(R[a : a + chunk, :1], R[a : a + chunk, 1:], bp[a : a + chunk])
-            og = smpl(Rg[a : a + chunk, :1], Rg[a : a + chunk, 1:], bg[a : a + chunk])
+            og = gbody(Rg[a : a + chunk, :1], Rg[a : a + chunk, 1:], bg[a : a + chunk])
             pjk = None if key is None else op[key].float()
             gjk = None if key is None else og[key].float()
             pv, gv = op["vertices"].float(), og["vertices"].float()
