@@ -14,6 +14,10 @@ Environment variables:
                        image diagonal, named ``image_diagonal`` in outputs and tables)
     FASTHMR_CACHE      derived files made from a user's inputs, e.g. SMPL pickles converted to .npz
                        (default ``$XDG_CACHE_HOME/fasthmr`` or ``~/.cache/fasthmr``)
+    FASTHMR_H36M_REGRESSOR  the H36M joint regressor ``J_regressor_h36m.npy`` (17 x V, V = 6890 for real
+                       SMPL) that WHAM's protocols (``wham_3dpw14``) apply to the mesh; a file the user
+                       supplies (SPIN / VIBE / WHAM data downloads). Default: unset -> those protocols
+                       need the file passed explicitly.
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ def smpl_dir() -> Path | None:
 def humanfov_checkpoint() -> Path | None:
     """A user-given HumanFoV checkpoint (``FASTHMR_HUMANFOV``), or ``None`` (image-diagonal focal)."""
     v = os.environ.get("FASTHMR_HUMANFOV")
+    return Path(v).expanduser().resolve() if v else None
+
+
+def h36m_regressor_path() -> Path | None:
+    """The user's ``J_regressor_h36m.npy`` from ``FASTHMR_H36M_REGRESSOR``, or ``None`` when unset."""
+    v = os.environ.get("FASTHMR_H36M_REGRESSOR")
     return Path(v).expanduser().resolve() if v else None
 
 

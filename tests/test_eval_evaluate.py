@@ -178,3 +178,39 @@ def test_orientation_summary_and_plot(fake_body, tmp_path):
     assert (tmp_path / "o.png").stat().st_size > 0
     with pytest.raises(ValueError, match="no 'orient_deg' column"):
         orientation_summary({"bare": exact.drop(columns="orient_deg")})
+
+
+def test_wham_mesh_protocol_through_evaluate(fake_body, tmp_path, monkeypatch):
+    """wham_3dpw14 through evaluate / mpjpe_evaluator: joints regressed from the model's and the GT's
+    meshes (the model's joints3d are ignored), WHAM's Accel rule, a clear error without the regressor."""
+    from fasthmr_lib.eval import metrics as M
+
+    rng = np.random.default_rng(0)
+    reg = np.zeros((17, fake_body.num_vertices), np.float32)  # each joint on 30 random vertices
+    for j in range(17):
+        reg[j, rng.choice(fake_body.num_vertices, 30, replace=False)] = rng.random(30) + 0.1
+    path = tmp_path / "J_regressor_h36m.npy"
+    np.save(path, reg / reg.sum(1, keepdims=True))
+    ds = Frames()
+    df = evaluate(Oracle(ds, fake_body, head_shift=0.3), ds, progress=False, protocol="wham_3dpw14",
+                  h36m_regressor=path)  # fmt: skip
+    assert df[["mpjpe", "pa_mpjpe", "pve"]].abs().max().max() < 1e-3  # head_shift moves joints3d only
+    assert df["accel_ms2"].notna().sum() == 2  # WHAM: [1:-1] of a 5-frame clip's 3 values -> frame 2
+    assert df.loc[df["frame"] == 2, "accel_ms2"].abs().max() < 1e-3
+    pert = evaluate(Oracle(ds, fake_body, perturb=0.5), ds, progress=False, protocol="wham_3dpw14",
+                    h36m_regressor=path)  # fmt: skip
+    R = roma.rotvec_to_rotmat(torch.from_numpy(np.concatenate([ds.go, ds.bp], 1)).view(-1, 24, 3))
+    pose = torch.from_numpy(np.concatenate([ds.go, ds.bp], 1)).clone()
+    pose[:, 3 * 18 + 2] += 0.5
+    Rp = roma.rotvec_to_rotmat(pose.view(-1, 24, 3))
+    b = torch.from_numpy(ds.betas)
+    ref = M.evaluate_frames(None, None, "wham_3dpw14", fake_body(Rp[:, :1], Rp[:, 1:], b)["vertices"],
+                            fake_body(R[:, :1], R[:, 1:], b)["vertices"], h36m_regressor=path)  # fmt: skip
+    np.testing.assert_allclose(pert["mpjpe"], ref["mpjpe"], rtol=1e-4, atol=1e-3)
+    assert (pert["mpjpe"] > 1.0).all()
+    monkeypatch.setenv("FASTHMR_H36M_REGRESSOR", str(path))
+    f = mpjpe_evaluator(ds, batch_size=4, protocol="wham_3dpw14")
+    assert f(Oracle(ds, fake_body, perturb=0.5)) == pytest.approx(float(pert["mpjpe"].mean()), rel=1e-5)
+    monkeypatch.delenv("FASTHMR_H36M_REGRESSOR")
+    with pytest.raises(FileNotFoundError, match=r"J_regressor_h36m\.npy"):
+        evaluate(Oracle(ds, fake_body), ds, progress=False, protocol="wham_3dpw14")

@@ -85,6 +85,25 @@ def test_evaluate_clips_oracle_head_scores_zero(fake_body, tiny_decoder):
         PL.evaluate_clips(fm, ds, {"c0": ds.gt()["c0"]})
 
 
+def test_evaluate_clips_wham_protocol(fake_body, tiny_decoder, tmp_path):
+    """wham_3dpw14 through evaluate_clips: the regressor passed through, WHAM's Accel rule (6-frame clips:
+    values at frames 2, 3), m/s² beside mm/frame², and the summary carries both."""
+    rng = np.random.default_rng(0)
+    reg = rng.random((17, fake_body.num_vertices)).astype(np.float32)
+    path = tmp_path / "J_regressor_h36m.npy"
+    np.save(path, reg / reg.sum(1, keepdims=True))
+    ds = Frames()
+    fm = FastHMR(Oracle(ds, fake_body), tiny_decoder, baseline_depth=1)
+    df = PL.evaluate_clips(fm, ds, ds.gt(), batch_size=5, protocol="wham_3dpw14", h36m_regressor=path)
+    head = df[df.method == "head"]
+    assert head.mpjpe.max() < 1e-3 and sorted(head.loc[head.accel.notna(), "frame"]) == [2, 2, 3, 3]
+    dec = df[df.method == "decoder"]
+    np.testing.assert_allclose(dec.accel_ms2, dec.accel * 0.9, rtol=1e-9)
+    assert (dec.accel_ms2.dropna() > 0).all()
+    s = PL.summarize(df.assign(variant="v"))
+    assert {"accel", "accel_ms2"} <= set(s.columns)
+
+
 def test_clip_subset_keeps_whole_clips():
     ds = Frames()
     sub = PL.clip_subset(ds, 1)

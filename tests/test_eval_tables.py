@@ -72,7 +72,7 @@ def test_markdown_copy_is_narrow_with_units(tmp_path):
     csv, md = T.write_table(df, tmp_path / "t")
     header = md.read_text().splitlines()[0]
     assert header.count("|") == T.MAX_MD_COLUMNS + 1
-    assert "MPJPE (mm)" in header and "paper Accel (mm/frame²)" in header and "tau (mm)" in header
+    assert "MPJPE (mm)" in header and "paper Accel (m/s²)" in header and "tau (mm)" in header
     assert "More columns in `t.csv`: `c7`, `c8`" in md.read_text()
     assert list(pd.read_csv(csv).columns) == list(df.columns)
     _, md = T.write_table(df, tmp_path / "u", md_columns=["c3", "mpjpe"])
@@ -119,6 +119,8 @@ def test_table1_relative_columns():
     assert p.loc["FastHMR-HMR2.0 (M=1)", "speedup"] == pytest.approx(150.0 / 65.2)
     assert p.loc["FastHMR-HMR2.0 (M=1)", "mpjpe_change_pct"] == pytest.approx(100 * (65.8 / 69.8 - 1))
     assert p.loc["FastHMR-CameraHMR (M=1)", "accel_ratio"] == pytest.approx(5.4 / 16.8)
+    assert p.loc["FastHMR-CameraHMR (M=1)", "accel_ms2"] == 5.4  # the paper's unit, not ours (mm/frame²)
+    assert p["accel"].isna().all() and T.md_header("accel_ms2") == "Accel (m/s²)"
     assert len(t) == 2 + 8
 
 

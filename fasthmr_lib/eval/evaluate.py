@@ -31,7 +31,7 @@ from . import metrics as M
 from .markdown import write_table  # noqa: F401 (notebooks call ev.write_table)
 from .paper_tables import PAPER_BASELINES
 
-METRIC_COLUMNS = ("mpjpe", "pa_mpjpe", "pve", "accel")
+METRIC_COLUMNS = ("mpjpe", "pa_mpjpe", "pve", "accel", "accel_ms2")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -47,7 +47,9 @@ def person_token_count(person_mask: Tensor, coverage: float = 0.5, patch: int = 
     return (frac >= coverage).flatten(1).sum(1)
 
 
-def _pred_joints(out: dict[str, Any], smpl: nn.Module, protocol: M.Protocol) -> Tensor:
+def _pred_joints(out: dict[str, Any], smpl: nn.Module, protocol: M.Protocol) -> Tensor | None:
+    if protocol.from_mesh:  # joints regressed from out["vertices"] by the protocol
+        return None
     if protocol.select_from_44 is not None:
         return out["joints3d"].float()
     if "joints24" in out:
@@ -95,15 +97,21 @@ def call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[
 
 
 def _frame_errors(
-    out: dict[str, Any], batch: dict[str, Tensor], smpl: nn.Module, protocol: M.Protocol, per_joint: bool
+    out: dict[str, Any],
+    batch: dict[str, Tensor],
+    smpl: nn.Module,
+    protocol: M.Protocol,
+    per_joint: bool,
+    h36m_regressor: Tensor | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Per-frame metrics of one batch + aligned protocol joints (pred, gt) for Accel."""
     gt = gt_body(smpl, batch)
-    gt_j = gt["joints44"] if protocol.select_from_44 is not None else gt["joints24"]
+    gt_j = None if protocol.joints_key is None else gt[protocol.joints_key].float()
     pj = _pred_joints(out, smpl, protocol)
-    res = M.evaluate_frames(pj, gt_j.float(), protocol, out["vertices"].float(), gt["vertices"].float())
-    pa, _ = M.protocol_joints(pj, protocol)
-    ga, _ = M.protocol_joints(gt_j.float(), protocol)
+    pv, gv = out["vertices"].float(), gt["vertices"].float()
+    res = M.evaluate_frames(pj, gt_j, protocol, pv, gv, h36m_regressor=h36m_regressor)
+    pa, _ = M.protocol_joints(pj, protocol, pv, h36m_regressor)
+    ga, _ = M.protocol_joints(gt_j, protocol, gv, h36m_regressor)
     if per_joint:
         err = (torch.linalg.norm(pa - ga, dim=-1) * 1000.0).cpu().numpy()
         for k in range(err.shape[1]):
@@ -111,19 +119,16 @@ def _frame_errors(
     return res, pa.cpu().numpy(), ga.cpu().numpy()
 
 
-def _accel_per_frame(df: pd.DataFrame, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Accel error (mm/frame²) at each frame whose two neighbours in the same clip are consecutive
-    frames; NaN elsewhere (clip ends, gaps)."""
+def _accel_per_frame(df: pd.DataFrame, pred: np.ndarray, gt: np.ndarray, protocol: M.Protocol) -> np.ndarray:
+    """Accel error (mm/frame²) per row, each clip's rows in frame order through :func:`M.clip_accel`
+    (default protocols: frames whose two neighbours are the adjacent frames; WHAM protocols: WHAM's
+    sequence rule); NaN elsewhere."""
     acc = np.full(len(df), np.nan)
+    frames = df["frame"].to_numpy()
     for _, idx in df.groupby("clip_id", sort=False).indices.items():
         idx = np.asarray(idx)
-        order = idx[np.argsort(df["frame"].to_numpy()[idx], kind="stable")]
-        if len(order) < 3:
-            continue
-        fr = df["frame"].to_numpy()[order]
-        e = np.asarray(M.accel_error(torch.from_numpy(pred[order]), torch.from_numpy(gt[order])))
-        ok = (fr[1:-1] - fr[:-2] == 1) & (fr[2:] - fr[1:-1] == 1)
-        acc[order[1:-1][ok]] = e[ok]
+        order = idx[np.argsort(frames[idx], kind="stable")]
+        acc[order] = M.clip_accel(pred[order], gt[order], frames[order], protocol)
     return acc
 
 
@@ -141,6 +146,7 @@ def evaluate_batches(
     progress: bool = True,
     total: int | None = None,
     split: str | None = None,
+    h36m_regressor: str | Path | Any | None = None,
 ) -> pd.DataFrame:
     """Like :func:`evaluate` over already-collated batches (dicts of tensors / lists)."""
     pr = M.get_protocol(protocol)
@@ -148,12 +154,15 @@ def evaluate_batches(
     was_training = model.training
     model.eval().to(dev)
     body = get_smpl(model, smpl).to(dev)
+    reg = None
+    if pr.from_mesh:
+        reg = M.load_h36m_regressor(h36m_regressor, getattr(body, "num_vertices", None), pr.name).to(dev)
     rows: list[pd.DataFrame] = []
     preds, gts = [], []
     for batch in tqdm(batches, total=total, desc="evaluate", disable=not progress):
         b = {k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in batch.items()}
         out = call_model(model, b, use_mask)
-        res, pa, ga = _frame_errors(out, b, body, pr, per_joint)
+        res, pa, ga = _frame_errors(out, b, body, pr, per_joint, reg)
         n = len(res["mpjpe"])
         part: dict[str, Any] = {
             "clip_id": [str(c) for c in b["clip_id"]] if "clip_id" in b else [""] * n,
@@ -178,7 +187,8 @@ def evaluate_batches(
     if not rows:
         raise ValueError("evaluate: the dataset yielded no frames")
     df = pd.concat(rows, ignore_index=True)
-    df["accel"] = _accel_per_frame(df, np.concatenate(preds), np.concatenate(gts))
+    df["accel"] = _accel_per_frame(df, np.concatenate(preds), np.concatenate(gts), pr)
+    df["accel_ms2"] = M.accel_ms2(df["accel"].to_numpy())
     if split is not None:
         df.insert(0, "split", split)
     df.attrs["protocol"] = pr.name
@@ -198,13 +208,16 @@ def evaluate(
     per_joint: bool = False,
     num_workers: int = 0,
     split: str | None = None,
+    h36m_regressor: str | Path | Any | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``model`` on every frame of ``dataset`` (CropDataset items).
 
     Returns one row per frame: ``split`` (``split`` or the dataset's ``split`` attribute), ``clip_id``,
     ``frame``, ``mpjpe``, ``pa_mpjpe``, ``pve`` (mm, under ``protocol``: ``3dpw14`` (default),
-    ``emdb24``, ``hmr2_14`` — see :mod:`~fasthmr_lib.eval.metrics`), ``accel`` (mm/frame² at frames
-    with both neighbours in the clip, else NaN), ``orient_deg`` (geodesic error of the global orientation,
+    ``emdb24``, ``hmr2_14``, WHAM's ``wham_3dpw14`` / ``wham_emdb24`` — see :mod:`~fasthmr_lib.eval.metrics`;
+    ``wham_3dpw14`` needs ``h36m_regressor`` or ``FASTHMR_H36M_REGRESSOR``), ``accel`` (mm/frame², at the
+    frames :func:`~fasthmr_lib.eval.metrics.clip_accel` defines, else NaN), ``accel_ms2`` (the same in m/s²
+    at 30 fps, the paper's unit), ``orient_deg`` (geodesic error of the global orientation,
     degrees; 180 = facing the opposite way), ``occlusion``, ``person_tokens`` (tokens ≥ 50 %
     covered by the person mask), ``final_tokens`` (token-merged models only), ``focal_source``
     (CameraHMR-convention models: where the full-image focal length came from, ``record_K`` for
@@ -224,12 +237,14 @@ def evaluate(
         progress=progress,
         total=len(loader),
         split=split if split is not None else getattr(dataset, "split", None),
+        h36m_regressor=h36m_regressor,
     )
 
 
 def summarize(df: pd.DataFrame, by: str | list[str] | None = "split") -> pd.DataFrame:
     """Means per group (default: per split): mpjpe, pa_mpjpe, pve (mm, frame means), accel
-    (mm/frame², mean over valid frames), frames, clips. Without the grouping column(s) one row 'all'."""
+    (mm/frame², mean over valid frames), accel_ms2 (m/s²), frames, clips. Without the grouping
+    column(s) one row 'all'."""
     keys = [by] if isinstance(by, str) else list(by or [])
     keys = [k for k in keys if k in df.columns]
     d = df if keys else df.assign(split="all")
@@ -258,6 +273,7 @@ def mpjpe_evaluator(
     protocol: str = "3dpw14",
     progress: bool = False,
     max_frames: int | None = None,
+    h36m_regressor: str | Path | Any | None = None,
 ) -> Callable[[nn.Module], float]:
     """For ECLM: a callable ``f(model) -> mean MPJPE (mm)`` over ``dataset`` (first ``max_frames``).
 
@@ -274,8 +290,9 @@ def mpjpe_evaluator(
 
     def f(model: nn.Module) -> float:
         df = evaluate_batches(
-            model, _batches(), device=device, use_mask=use_mask, protocol=protocol, progress=progress
-        )
+            model, _batches(), device=device, use_mask=use_mask, protocol=protocol, progress=progress,
+            h36m_regressor=h36m_regressor,
+        )  # fmt: skip
         return float(df["mpjpe"].mean())
 
     return f

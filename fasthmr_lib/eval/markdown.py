@@ -15,7 +15,7 @@ _MD_HIDDEN = ("machine", "versions", "params", "manifest_file", "created", "git"
 MAX_MD_COLUMNS = 10
 _METRIC_NAMES = {
     "mpjpe": "MPJPE (mm)", "pa_mpjpe": "PA-MPJPE (mm)", "pve": "PVE (mm)", "mve": "MVE (mm)",
-    "accel": "Accel (mm/frame²)", "fps": "fps (1/s)", "images_per_s": "images/s",
+    "accel": "Accel (mm/frame²)", "accel_ms2": "Accel (m/s²)", "fps": "fps (1/s)", "images_per_s": "images/s",
     "decoder_frames_per_s": "decoder frames/s", "images_per_s_decoder": "images/s incl. decoder",
     "latency_ms_median": "latency (ms, median)", "macs_per_image.all": "MACs/image (G)",
     "params.total": "params (M)", "mpjpe_change_pct": "MPJPE change (%)",
@@ -26,6 +26,9 @@ _METRIC_NAMES = {
     "macs_G": "MACs (G)", "macs_G_all": "MACs, all ops (G)", "macs_G_linear_conv": "MACs, linear+conv (G)",
 }  # fmt: skip
 _DATASETS = ("3dpw", "emdb", "h36m")
+# The paper's Accel (Table 1, copied from WHAM's tables) is in m/s² (WHAM: metres/frame² x 30²), so paper
+# columns named ``accel`` carry that unit; ours are named ``accel`` (mm/frame²) and ``accel_ms2`` (m/s²).
+_PAPER_ACCEL = "Accel (m/s²)"
 _METRIC_PREFIXES = ("test_", "calib_", "paper_", "recon_", "baseline_")
 _UNIT_SUFFIXES = (
     ("_mm", "mm"), ("_deg", "°"), ("deg", "°"), ("_ms", "ms"), ("_mb", "MB"), ("_M", "M"), ("_G", "G"),
@@ -36,20 +39,24 @@ _MD_SCALE = {"macs_per_image.all": 1e-9, "params.total": 1e-6}  # shown in G / M
 
 def md_header(col: str) -> str:
     """Markdown header with units for a CSV column name: ``mpjpe`` -> ``MPJPE (mm)``, ``paper_accel`` ->
-    ``paper Accel (mm/frame²)``, ``tau_mm`` -> ``tau (mm)``, ``median_deg`` -> ``median (°)``; names
-    without a known unit are returned unchanged."""
+    ``paper Accel (m/s²)``, ``3dpw_mpjpe`` (paper Table 1) -> ``3DPW MPJPE (mm)``, ``tau_mm`` ->
+    ``tau (mm)``, ``median_deg`` -> ``median (°)``; names without a known unit are returned unchanged."""
     if col in _METRIC_NAMES:
         return _METRIC_NAMES[col]
+    ds, _, rest = col.partition("_")
+    if ds in _DATASETS and rest in _METRIC_NAMES:  # the paper's Table 1 columns: 3dpw_mpjpe, emdb_accel
+        return f"{ds.upper()} {_PAPER_ACCEL if rest == 'accel' else _METRIC_NAMES[rest]}"
     for pre in _METRIC_PREFIXES:
         rest = col.removeprefix(pre)
         if rest == col:
             continue
         if rest in _METRIC_NAMES:
-            return f"{pre[:-1]} {_METRIC_NAMES[rest]}"
+            return f"{pre[:-1]} {_PAPER_ACCEL if (pre, rest) == ('paper_', 'accel') else _METRIC_NAMES[rest]}"
         # paper_mpjpe_3dpw -> paper MPJPE 3DPW (mm)
         for metric in sorted(_METRIC_NAMES, key=len, reverse=True):
             if rest.startswith(metric + "_"):
-                name, unit = _METRIC_NAMES[metric].split(" (", 1)
+                full = _PAPER_ACCEL if (pre, metric) == ("paper_", "accel") else _METRIC_NAMES[metric]
+                name, unit = full.split(" (", 1)
                 tail = rest[len(metric) + 1 :]
                 return f"{pre[:-1]} {name} {tail.upper() if tail in _DATASETS else tail} ({unit}"
     for suffix, unit in _UNIT_SUFFIXES:

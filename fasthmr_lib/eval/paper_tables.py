@@ -1,7 +1,9 @@
 """The paper's numbers, in one place (FastHMR, arXiv 2510.10868v1; open points in docs/AMBIGUITIES.md).
 
-Units: mm for errors (Accel in mm/frame²), fps on one RTX 3090, MB, M parameters, G MACs. Every number
-is written once: the HMR 2.0 / CameraHMR baseline rows (:data:`PAPER_BASELINES`) feed Tables 1 and 12
+Units: mm for errors; Accel in m/s² (Table 1 follows WHAM's evaluation, whose Accel is metres/frame² x 30²
+= m/s², WHAM lib/eval/evaluate_3dpw.py; see README "Evaluation protocols"); fps on one RTX 3090, MB,
+M parameters, G MACs. Every number is written once: the HMR 2.0 / CameraHMR baseline rows
+(:data:`PAPER_BASELINES`) feed Tables 1 and 12
 and the baseline comparison of :mod:`fasthmr_lib.eval.evaluate`; Table 2 is :data:`PAPER_TABLE2`.
 Use :func:`paper_table` to get one by number.
 """

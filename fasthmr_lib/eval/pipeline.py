@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 from ..fasthmr import FastHMR
 from . import profile as P
 
-METRICS = ("mpjpe", "pa_mpjpe", "pve", "accel")
+METRICS = ("mpjpe", "pa_mpjpe", "pve", "accel", "accel_ms2")
 
 
 def clip_subset(dataset: Any, max_clips: int = 0) -> Dataset:
@@ -57,13 +57,15 @@ def evaluate_clips(
     decode: bool = True,
     seed: int = 0,
     progress: bool = False,
+    h36m_regressor: Any = None,
 ) -> pd.DataFrame:
     """Per-frame errors of ``model`` on the clips of a frame dataset.
 
     One pass of the per-frame model (head tokens, β, head θ per clip), then rows ``method="head"`` (the
     per-frame head's θ) and, when the model has a decoder and ``decode``, ``method="decoder"`` (θ from the
     one-step decoder over the clip, β from the head). Columns: clip_id, frame, method, mpjpe, pa_mpjpe, pve
-    (mm), accel (mm/frame², NaN at clip ends)."""
+    (mm), accel (mm/frame², NaN at clip ends), accel_ms2 (m/s² at 30 fps). ``h36m_regressor``: path or
+    (17, V) array for ``protocol="wham_3dpw14"`` (default: ``FASTHMR_H36M_REGRESSOR``)."""
     from ..diffusion.training import extract_head_tokens
     from .metrics import evaluate_poses
 
@@ -79,7 +81,8 @@ def evaluate_clips(
     }
     body = model.smpl if torch.device(device).type == "cpu" else copy.deepcopy(model.smpl).cpu()
     head = {c: {"rotmat": torch.as_tensor(v["rotmat"]), "betas": v["betas"]} for c, v in tok.items()}
-    out = [evaluate_poses(body, head, g, protocol=protocol, method="head")]
+    kw = {"protocol": protocol, "h36m_regressor": h36m_regressor}
+    out = [evaluate_poses(body, head, g, method="head", **kw)]
     if decode and model.decoder is not None:
         dec = {
             c: {
@@ -90,7 +93,7 @@ def evaluate_clips(
             }
             for c, v in tok.items()
         }
-        out.append(evaluate_poses(body, dec, g, protocol=protocol, method="decoder"))
+        out.append(evaluate_poses(body, dec, g, method="decoder", **kw))
     return pd.concat(out, ignore_index=True)
 
 
