@@ -76,6 +76,12 @@ def test_loader_round_trip_in_camerahmr_layout(tmp_path):
     torch.save({"state_dict": {"model." + k: v for k, v in ref.state_dict().items()}}, prefixed)
     with torch.no_grad():
         torch.testing.assert_close(load_humanfov(prefixed)(x), ref(x), rtol=0, atol=0)
+    trainer = tmp_path / "camerahmr_trainer.ckpt"  # CameraHMR's trainer: FLNet as cam_model beside the HMR
+    sd = {"cam_model." + k: v for k, v in ref.state_dict().items()}
+    sd |= {"backbone.patch_embed.proj.weight": torch.zeros(2), "smpl_head.deccam.weight": torch.zeros(2)}
+    torch.save({"state_dict": sd}, trainer)
+    with torch.no_grad():
+        torch.testing.assert_close(load_humanfov(trainer)(x), ref(x), rtol=0, atol=0)
 
 
 def test_loader_rejects_bad_keys(tmp_path):

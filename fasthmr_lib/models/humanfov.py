@@ -19,7 +19,8 @@ Architecture (read from CameraHMR for its facts; written here with plain torch b
 Checkpoint: ``data/pretrained-models/cam_model_cleaned.ckpt``, a dict whose ``state_dict`` holds exactly
 FLNet's keys (``backbone.*`` incl. BatchNorm ``running_*`` / ``num_batches_tracked``, ``fc1/2/3.*``);
 CameraHMR loads it with ``load_state_dict(strict=True)``. :func:`load_humanfov` checks the keys the same
-way (a leading ``model.`` is stripped, as CameraHMR's ``load_valid`` does).
+way (a leading ``model.`` is stripped, as CameraHMR's ``load_valid`` does; ``cam_model.*`` keys of a
+CameraHMR training checkpoint are read on their own).
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ def estimate_focal(model: HumanFoV, images: list[np.ndarray], batch_size: int = 
 def load_humanfov(path: str | os.PathLike, *, width: int | None = None) -> HumanFoV:
     """Load CameraHMR's HumanFoV checkpoint (``cam_model_cleaned.ckpt``: a dict with ``state_dict`` of
     FLNet's keys) into :class:`HumanFoV` (eval mode). Every key must match in name and shape (CameraHMR
-    loads it strictly too); any difference raises :class:`CheckpointError` naming the file. ``width``:
+    loads it strictly too); any difference raises :class:`CheckpointError` naming the file. A CameraHMR
+    training checkpoint whose ``state_dict`` holds the network under ``cam_model.*`` (CameraHMR's trainer
+    keeps FLNet as ``self.cam_model``) is read from those keys alone. ``width``:
     the HRNet width (default: read from ``backbone.transition1.0.0.weight``; 48 in the release)."""
     path = Path(path)
     what = "a CameraHMR HumanFoV (cam_model) checkpoint"
@@ -227,6 +230,8 @@ def load_humanfov(path: str | os.PathLike, *, width: int | None = None) -> Human
     sd = raw.get("state_dict", raw) if isinstance(raw, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
         raise CheckpointError(f"{path}: expected {what}: a dict with a 'state_dict' of tensors")
+    if any(k.startswith("cam_model.") for k in sd):  # a CameraHMR training checkpoint holds FLNet here
+        sd = {k[len("cam_model.") :]: v for k, v in sd.items() if k.startswith("cam_model.")}
     sd = {(k[6:] if k.startswith("model.") else k): v for k, v in sd.items()}
     if not any(k.startswith("backbone.") for k in sd) or "fc3.weight" not in sd:
         found = sorted({k.split(".")[0] for k in sd})
