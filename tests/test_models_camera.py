@@ -230,3 +230,32 @@ def test_smoothed_joints_use_the_same_full_image_camera(camerahmr_model, fake_bo
     torch.testing.assert_close(res["joints2d_px"], want["joints2d_px"], rtol=0, atol=1e-4)
     torch.testing.assert_close(res["joints2d"], want["joints2d"], rtol=0, atol=1e-6)
     assert not torch.allclose(res["rotmat"], res["rotmat_head"])  # the decoder's poses were projected
+
+
+def test_crop_camera_of_and_overlays_use_the_full_image_camera(camerahmr_model, tiny_model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fasthmr_lib.eval.evaluate import crop_camera_of
+    from fasthmr_lib.viz.evaluation import plot_overlays
+
+    item = {
+        "img": torch.randn(3, 256, 256),
+        "crop_center": torch.tensor([90.0, 80.0]),
+        "crop_scale": torch.tensor(120.0),
+        "img_size": torch.tensor([150.0, 200.0]),
+        "focal": torch.tensor(300.0),
+    }
+    batch = torch.utils.data.default_collate([item])
+    assert crop_camera_of(tiny_model, batch) is None
+    from_info = crop_camera_of(camerahmr_model, {"bbox_info": torch.tensor([[0.1, -0.2, 0.4]])})
+    assert not from_info.in_pixels and float(from_info.focal[0]) == 1.0
+    fig = plot_overlays(camerahmr_model, [item], [0], use_mask=False, ncols=1)
+    with torch.no_grad():
+        out = call_model(camerahmr_model, batch, use_mask=False)
+    cam = crop_camera_of(camerahmr_model, batch)
+    uv = (cam.project(out["vertices"], out["cam_t"])["joints2d"][0] + 0.5) * 256
+    faces = torch.as_tensor(np.asarray(camerahmr_model.smpl.faces), dtype=torch.long)
+    drawn = np.concatenate([p.vertices[:3] for p in fig.axes[0].collections[0].get_paths()])
+    want = uv[faces].reshape(-1, 2).numpy()
+    np.testing.assert_allclose(np.sort(drawn, axis=0), np.sort(want, axis=0), atol=1e-3)

@@ -76,23 +76,32 @@ def box_conditioned(model: nn.Module) -> bool:
     return isinstance(cfg, ModelConfig) and convention_of(cfg) == "camerahmr"
 
 
+def crop_camera_of(model: nn.Module, batch: dict[str, Any]) -> CropCamera | None:
+    """The :class:`~..models.camera.CropCamera` a CameraHMR-convention ``model`` runs a batch with: from
+    the items' ``crop_center``, ``crop_scale``, ``img_size`` and ``focal`` (CropDataset items: full-image
+    ``cam_t``, 2D joints with K), else from their ``bbox_info`` (focal-length units); ``None`` for an
+    HMR2.0-convention model."""
+    if not box_conditioned(model):
+        return None
+    if all(k in batch for k in _CAMERA_KEYS):
+        return CropCamera(*(batch[k].float() for k in _CAMERA_KEYS))
+    if "bbox_info" in batch:
+        return CropCamera.from_bbox_info(batch["bbox_info"].float())
+    raise ValueError(
+        "evaluate: a box-conditioned (camerahmr) model needs 'crop_center', 'crop_scale', "
+        "'img_size', 'focal' (CropDataset items) or 'bbox_info' (B,3) in the items"
+    )
+
+
 def call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[str, Any]:
     """``model(batch["img"], ...)`` with ``person_mask`` (when ``use_mask``) and, for a CameraHMR-convention
-    model, its :class:`~..models.camera.CropCamera` from the items' ``crop_center``, ``crop_scale``,
-    ``img_size`` and ``focal`` (full-image ``cam_t``, 2D joints with K), else their ``bbox_info``."""
+    model, its camera (:func:`crop_camera_of`)."""
     kw: dict[str, Any] = {}
     if use_mask and "person_mask" in batch:
         kw["person_mask"] = batch["person_mask"]
-    if box_conditioned(model):
-        if all(k in batch for k in _CAMERA_KEYS):
-            kw["camera"] = CropCamera(*(batch[k].float() for k in _CAMERA_KEYS))
-        elif "bbox_info" in batch:
-            kw["bbox_info"] = batch["bbox_info"]
-        else:
-            raise ValueError(
-                "evaluate: a box-conditioned (camerahmr) model needs 'crop_center', 'crop_scale', "
-                "'img_size', 'focal' (CropDataset items) or 'bbox_info' (B,3) in the items"
-            )
+    camera = crop_camera_of(model, batch)
+    if camera is not None:
+        kw["camera"] = camera
     return model(batch["img"], **kw)
 
 

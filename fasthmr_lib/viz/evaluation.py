@@ -32,7 +32,8 @@ def plot_overlays(
     focal_length: float = 5000.0,
 ) -> Any:
     """Predicted meshes drawn over their test crops (vertices projected with ``cam_t`` and the crop
-    camera, focal ``focal_length`` px at 256 px, HMR2.0 convention; faces painted far-to-near)."""
+    camera, focal ``focal_length`` px at 256 px, HMR2.0 convention; a CameraHMR-convention model's
+    full-image ``cam_t`` with its image K; faces painted far-to-near)."""
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
 
@@ -42,7 +43,11 @@ def plot_overlays(
     model.eval().to(device)
     out = ev.call_model(model, b, use_mask)
     S = int(b["img"].shape[-1])
-    uv = (project_crop(out["vertices"].float(), out["cam_t"].float(), focal_length, S) + 0.5) * S
+    camera = ev.crop_camera_of(model, b)  # CameraHMR: full-image cam_t, projected with K into the crop
+    if camera is None:
+        uv = (project_crop(out["vertices"].float(), out["cam_t"].float(), focal_length, S) + 0.5) * S
+    else:
+        uv = (camera.project(out["vertices"].float(), out["cam_t"].float())["joints2d"] + 0.5) * S
     depth = (out["vertices"].float() + out["cam_t"].float()[:, None])[..., 2]
     faces = torch.as_tensor(np.asarray(ev.get_smpl(model, None).faces), dtype=torch.long)
     n = len(indices)
