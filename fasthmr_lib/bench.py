@@ -60,6 +60,7 @@ from .diffusion.cost import bench_decoder, decoder_cost
 from .eval import profile as P
 from .merging import patch
 from .merging.patch import MaskToMeConfig
+from .models.camera import convention_of
 from .models.quantize import CPU_LAYERS, quantize_int8
 from .models.vit import set_fused_attention
 
@@ -189,10 +190,19 @@ def build(base: P.BackboneHead, cfg: BenchConfig) -> P.BackboneHead:
     return m.eval()
 
 
-def _inputs(cfg: BenchConfig, batch: int, device: str) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Random (batch, 3, 256, 256) crops, plus a synthetic person mask when Mask-ToMe protects persons."""
+def _box_info(preset: str, batch: int, device: str) -> dict[str, Any]:
+    """``{"bbox_info": (batch, 3)}`` for a CameraHMR-convention preset (its head reads the CLIFF box info:
+    here a centred box half the focal length wide), else ``{}``."""
+    if convention_of(get_preset(preset)) != "camerahmr":
+        return {}
+    return {"bbox_info": torch.tensor([[0.0, 0.0, 0.5]], device=device).expand(batch, 3)}
+
+
+def _inputs(cfg: BenchConfig, batch: int, device: str, preset: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Random (batch, 3, 256, 256) crops, plus a synthetic person mask when Mask-ToMe protects persons
+    and the box info of a CameraHMR-convention ``preset`` (:func:`_box_info`)."""
     img = torch.randn(batch, 3, 256, 256, device=device)
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = _box_info(preset, batch, device)
     if cfg.mask_tome is not None and cfg.mask_tome.use_mask:
         kw["person_mask"] = P.synthetic_person_mask(batch).to(device)
     return img, kw
@@ -320,10 +330,10 @@ def _count_model(sh: _Shared, cfg: BenchConfig) -> tuple[P.BackboneHead, dict[st
     the meta device when nothing is timed; returns the model (int8 when asked) and the row fields."""
     if sh.base is None:
         m = P.build_meta_model(sh.preset, cfg.depth)
-        img, kw = torch.randn(1, 3, 256, 256, device="meta"), {}
+        img, kw = torch.randn(1, 3, 256, 256, device="meta"), _box_info(sh.preset, 1, "meta")
     else:
         m = build(sh.base, cfg)
-        img, kw = _inputs(cfg, 1, sh.opts.device)
+        img, kw = _inputs(cfg, 1, sh.opts.device, sh.preset)
     mc = P.count_macs(m, img, **kw)  # int8 configurations: the same MACs, counted before quantising
     params = P.count_params(m)
     out = mc.output if isinstance(mc.output, dict) else {}
@@ -421,7 +431,7 @@ def _calls(
         if not cfg.model:
             continue
         m = models[cfg.name]
-        img, kw = _inputs(cfg, batch, device)
+        img, kw = _inputs(cfg, batch, device, sh.preset)
         st: dict[str, list[float]] = {}
         stages[cfg.name] = st
 

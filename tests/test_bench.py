@@ -175,3 +175,12 @@ def test_baseline_math_row_uses_explicit_attention_and_leaves_base_fused(capsys)
     img = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
         torch.testing.assert_close(m(img)["pose6d"], base(img)["pose6d"], atol=1e-5, rtol=1e-5)
+
+
+def test_camerahmr_preset_counts_with_box_info(capsys):
+    # the box-conditioned head needs its CLIFF box info: without it the camerahmr bench stopped with an error
+    rc, rows, _ = _rows(capsys, ["--preset", "camerahmr", "--no-time", "--json", "--depth", "2"])
+    assert rc == 0 and rows[0]["preset"] == "camerahmr" and rows[0]["depth"] == 2
+    assert rows[0]["params"]["head"] == 39_800_053  # 39,547,037 + 159 x 1024 (160-wide token) + deckp 90,200
+    assert bench._box_info("hmr2", 2, "cpu") == {}
+    assert bench._box_info("camerahmr", 2, "cpu")["bbox_info"].shape == (2, 3)
