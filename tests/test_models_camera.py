@@ -111,6 +111,8 @@ def test_convention_follows_the_head():
     )
     assert crop_rule_for(get_preset("camerahmr")) is CAMERAHMR_CROP
     assert crop_rule_for(get_preset("hmr2")) is HMR2_CROP and crop_rule_for(get_preset("small")) is HMR2_CROP
+    with pytest.raises(ValueError, match="unknown crop rule 'cliff'"):
+        make_crop(np.zeros((10, 10, 3), np.uint8), np.array([1.0, 1, 5, 5]), rule="cliff")
 
 
 @pytest.mark.parametrize(
