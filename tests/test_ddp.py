@@ -196,3 +196,27 @@ def test_decoder_two_processes_match_one(fake_smpl_dir, tmp_path):
 def _loopback(monkeypatch):
     """gloo on the loopback interface (the test machine may have no other)."""
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
+
+
+def test_decoder_cli_extracts_tokens_and_trains_both_stages(tmp_path, embedded_body_dir):
+    """python -m fasthmr_lib.train_decoder on the tiny world (single process; the same code runs
+    under torchrun): tokens of a saved baseline, VAE, denoiser conditioned on the baseline's width."""
+    from data_prep.build_world import build_world
+    from fasthmr_lib.body.smpl import load_body_model
+    from fasthmr_lib.diffusion import training as TR
+    from fasthmr_lib.models.checkpoints import save_checkpoint
+    from fasthmr_lib.models.hmr import build_model
+    from fasthmr_lib.train_decoder import main
+
+    build_world("tiny", progress=False)  # notebook 00's job (idempotent)
+    torch.manual_seed(0)
+    save_checkpoint(build_model("tiny", smpl=load_body_model()), tmp_path / "base")
+    argv = ["--checkpoint", str(tmp_path / "base"), "--world", "tiny", "--preset", "tiny",
+            "--motion-clips", "2", "--motion-frames", "32", "--vae-steps", "2", "--denoiser-steps", "3",
+            "--batch", "4", "--extract-batch", "48", "--out", str(tmp_path / "dec")]  # fmt: skip
+    out = main(argv)
+    _, _, vmeta = TR.load_vae(out / "vae")
+    den, dmeta = TR.load_denoiser(out / "denoiser")
+    assert vmeta["complete"] and vmeta["step"] == 2 and dmeta["complete"] and dmeta["step"] == 3
+    assert den.cfg.cond_dim == build_model("tiny", smpl=load_body_model()).cfg.head.dim
+    assert len(pd.read_csv(out / "denoiser" / "loss_history.csv")) == 3
