@@ -307,6 +307,24 @@ def _write_history(out_dir: Path, history: list[dict]) -> pd.DataFrame:
     return df
 
 
+def _load_state(
+    state_path: Path, cfg: LoopConfig, model: nn.Module, opt: torch.optim.Optimizer
+) -> tuple[int, list[dict], float]:
+    """Load a saved run into ``model`` / ``opt``; returns (step, history, wall s). Raises when it was made
+    with another configuration (but ``stop_after``)."""
+    st = torch.load(state_path, map_location=cfg.device, weights_only=True)
+    now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
+    diff = sorted(k for k, v in st["config"].items() if k != "stop_after" and now.get(k) != v)
+    if diff:
+        raise ValueError(
+            f"{state_path}: the saved run used a different configuration ({diff}); "
+            "use another out_dir or resume=False"
+        )
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    return int(st["step"]), list(st["history"]), float(st["wall_s"])
+
+
 def _run_loop(
     model: nn.Module,
     step_fn: Callable[[np.random.Generator, nn.Module], dict[str, Tensor]],
@@ -326,20 +344,10 @@ def _run_loop(
     out_dir.mkdir(parents=True, exist_ok=True)
     net = dist.wrap(model, state, dist.local_device(cfg.device, state))
     opt = _optimizer(model, cfg)
-    step, history, wall = 0, [], 0.0
     state_path = out_dir / STATE_FILE
+    step, history, wall = 0, [], 0.0
     if resume and state_path.is_file():
-        st = torch.load(state_path, map_location=cfg.device, weights_only=True)
-        now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
-        diff = sorted(k for k, v in st["config"].items() if k != "stop_after" and now.get(k) != v)
-        if diff:
-            raise ValueError(
-                f"{state_path}: the saved run used a different configuration ({diff}); "
-                "use another out_dir or resume=False"
-            )
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        step, history, wall = int(st["step"]), list(st["history"]), float(st["wall_s"])
+        step, history, wall = _load_state(state_path, cfg, model, opt)
 
     def save(complete: bool) -> None:
         tensors, conf = export_fn(step, complete, wall)
