@@ -33,7 +33,8 @@ from .data.crop_cache import world_data_version
 from .eval.evaluate import evaluate, summarize
 from .models.losses import LossWeights
 from .models.recipe import NO_AUGMENT, TRAIN_COMMAND, TrainConfig
-from .models.train import AMP_DTYPES, STATE_FILE, TrainResult, save_final, train
+from .models.train import STATE_FILE, TrainResult, save_final, train
+from .precision import AMP_DTYPES
 
 
 def _add_recipe_args(p: argparse.ArgumentParser, d: TrainConfig) -> None:

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mask", action="store_true", help="do not pass person masks to the baseline")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: this process's GPU)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="autocast of both stages")
     p.add_argument("--restart", action="store_true", help="train anew instead of resuming from --out")
     p.add_argument("--out", required=True, help="output folder (vae/ and denoiser/ are written there)")
     return p
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> Path:
         hb = HybrIKBody.from_smpl(load_body_model())
         pairs, gt_feats = token_pairs(a, hb, device)
         motion = TR.clips_to_features(TR.procedural_motion(a.motion_clips, a.motion_frames, seed=a.seed), hb)
-        loop = dict(batch_size=a.batch, lr=a.lr, seed=a.seed, device=device, ckpt_every=a.ckpt_every)
+        loop = dict(batch_size=a.batch, lr=a.lr, seed=a.seed, device=device, precision=a.precision,
+                    ckpt_every=a.ckpt_every)  # fmt: skip
         out = Path(a.out)
         vae, stats, _ = TR.train_vae(
             motion + gt_feats, hb, TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, **loop), out / "vae",

@@ -42,6 +42,7 @@ from .. import dist
 from ..body.hybrik import FeatureStats, HybrIKBody
 from ..data import motion
 from ..io import atomic_path, read_json, write_json
+from ..precision import autocast_dtype
 from .denoiser import DenoiserConfig, LatentDenoiser, denoiser_config
 from .schedule import OBJECTIVES, diffusion_loss, make_scheduler, noisy_and_targets
 from .vae import MotionVAE, VAEConfig, vae_config, vae_loss
@@ -252,6 +253,7 @@ class LoopConfig:
     log_every: int = 1
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast of the forward; fp16 would need a GradScaler)
     p_reverse: float = 0.5
     p_warp: float = 0.5
     stop_after: int | None = None  # stop this run after that many steps (simulates an interruption)
@@ -344,6 +346,10 @@ def _run_loop(
     out_dir.mkdir(parents=True, exist_ok=True)
     net = dist.wrap(model, state, dist.local_device(cfg.device, state))
     opt = _optimizer(model, cfg)
+    if cfg.precision == "fp16":
+        raise ValueError("the decoder trains in precision fp32 or bf16 (fp16 would need a GradScaler)")
+    dev_type = torch.device(cfg.device).type
+    amp = autocast_dtype(cfg.precision, torch.device(cfg.device))
     state_path = out_dir / STATE_FILE
     step, history, wall = 0, [], 0.0
     if resume and state_path.is_file():
@@ -373,7 +379,8 @@ def _run_loop(
         torch.manual_seed(_step_seed(cfg.seed, step))
         rng = np.random.default_rng([cfg.seed, step])
         model.train()
-        losses = step_fn(rng, net)
+        with torch.autocast(dev_type, dtype=amp, enabled=amp is not None):
+            losses = step_fn(rng, net)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()  # under DDP: the ranks' average gradient (= the global batch's)
         if cfg.grad_clip:

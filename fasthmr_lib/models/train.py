@@ -43,6 +43,7 @@ from ..data.crop_cache import (
 )
 from ..data.samplers import FacingBatchSampler, RankSlice, StepBatchSampler, worker_init
 from ..io import atomic_path, manifest, write_json
+from ..precision import autocast_dtype
 from .dense import DenseHead, capture_tokens, dense_loss, dense_targets
 from .losses import HMR2_LOSS_WEIGHTS, LossWeights, compute_losses, gt_body
 from .recipe import TrainConfig, training_command
@@ -56,17 +57,6 @@ CURVE_FILE = "loss_curve.png"
 
 
 # --------------------------------------------------------------------------- optimisation
-
-AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a ``--precision`` name (``None`` = fp32, autocast off); fp16 only on cuda."""
-    if precision not in AMP_DTYPES:
-        raise ValueError(f"precision must be one of {sorted(AMP_DTYPES)}, got {precision!r}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a cuda device (--device cuda; use bf16 or fp32 on cpu)")
-    return AMP_DTYPES[precision]
 
 
 class ModelAndHead(nn.Module):
