@@ -73,8 +73,14 @@ def _baseline_job(smpl_dir: Path, out: Path, rank: int = 0) -> dict:
     kw = dict(dataset=cache, progress=False, final_save=False)
     full = train(BASE_CFG, out / "full", model=_model(body), **kw)
     torch.save(full.model.state_dict(), out / f"full_rank{rank}.pt")
-    if not dist.current().active:
+    state = dist.current()
+    if not state.active:
         return full.model.state_dict()
+    with dist.rank_zero_first(state):  # as the crop-cache build: rank 0 writes, the others find the file
+        built = not (out / "cache_marker").exists()
+        if built:
+            (out / "cache_marker").write_text(str(rank))
+    (out / f"built_rank{rank}").write_text(str(built))
     train(BASE_CFG, out / "part", model=_model(body), stop_at=3, **kw)
     torch.manual_seed(99)  # a different init: the saved state overwrites it
     res = train(BASE_CFG, out / "part", model=_model(body), resume=True, **kw)
@@ -169,6 +175,7 @@ def test_baseline_two_processes_match_one(fake_smpl_dir, tmp_path):
         pd.read_csv(ddp / "full" / "loss_history.csv"), pd.read_csv(ddp / "part" / "loss_history.csv")
     )
     assert len(torch.load(ddp / "part" / "train_state.pt", weights_only=False)["rng_ranks"]) == WORLD
+    assert [(ddp / f"built_rank{r}").read_text() for r in range(WORLD)] == ["True", "False"]
 
 
 def test_decoder_two_processes_match_one(fake_smpl_dir, tmp_path):
