@@ -11,6 +11,13 @@ evaluated on ``--eval-split`` of ``--eval-world`` (:func:`fasthmr_lib.eval.evalu
 a shipped checkpoint with its recipe, the command that reproduces it
 (:func:`~fasthmr_lib.models.recipe.training_command`), the data version and the test metrics.
 
+The same command runs data-parallel on N processes (PyTorch DDP, :mod:`fasthmr_lib.dist`)::
+
+    torchrun --nproc_per_node 2 -m fasthmr_lib.train --preset small --batch 64 --device cuda ... --out ...
+
+``--batch`` stays the global batch (each process trains on batch / N crops of it); rank 0 writes the
+checkpoint, evaluates and ships the result.
+
 Losses (:mod:`fasthmr_lib.models.losses`; HMR2.0 ``hmr2/models/hmr2.py`` + ``losses.py``, weights from
 ``hmr_vit_transformer.yaml``): L1 on 44 3D keypoints after pelvis alignment, visibility-weighted L1 on 44
 2D keypoints, MSE on rotation matrices and betas; no adversarial term.
@@ -20,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 
+from . import dist
 from .data.augment import AugmentConfig
 from .data.crop_cache import world_data_version
 from .eval.evaluate import evaluate, summarize
 from .models.losses import LossWeights
 from .models.recipe import NO_AUGMENT, TRAIN_COMMAND, TrainConfig
-from .models.train import AMP_DTYPES, STATE_FILE, TrainResult, save_final, train
+from .models.train import STATE_FILE, TrainResult, save_final, train
+from .precision import AMP_DTYPES
 
 
 def _add_recipe_args(p: argparse.ArgumentParser, d: TrainConfig) -> None:
@@ -172,9 +181,23 @@ def evaluate_trained(
 
 def main(argv: list[str] | None = None) -> TrainResult:
     """Train (or resume) per the command line; once all steps are done, evaluate (unless
-    ``--eval-split ''``) and write the shipped checkpoint with its recipe, data version and metrics."""
+    ``--eval-split ''``) and write the shipped checkpoint with its recipe, data version and metrics.
+    Under ``torchrun`` every process trains its share; rank 0 alone evaluates and writes."""
     cfg, a = parse_args(argv)
-    res = train(cfg, a.out, resume=a.resume, stop_at=a.stop_at, final_save=False)
+    joined = dist.current().active  # a caller's process group is left to the caller
+    state = dist.init_from_env(cfg.device)
+    try:
+        res = train(cfg, a.out, resume=a.resume, stop_at=a.stop_at, final_save=False)
+        if state.is_main:  # the others are done (no collective follows: no barrier timeout to hit)
+            _finish(res, cfg, a)
+    finally:
+        if not joined:
+            dist.shutdown()
+    return res
+
+
+def _finish(res: TrainResult, cfg: TrainConfig, a: argparse.Namespace) -> None:
+    """Once all steps are done: evaluate (unless ``--eval-split ''``) and write the shipped checkpoint."""
     if res.steps_done >= cfg.steps:
         from .data.datasets import world_root
 
@@ -189,7 +212,6 @@ def main(argv: list[str] | None = None) -> TrainResult:
             metrics=metrics,
             eval_world=a.eval_world if a.eval_split else "",
         )
-    return res
 
 
 if __name__ == "__main__":

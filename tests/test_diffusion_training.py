@@ -140,3 +140,15 @@ def test_extract_head_tokens_groups_and_orders():
     assert out["a"]["betas"].shape == (3, 10) and list(out["a"]["frames"]) == [0, 1, 2]
     out2 = TR.extract_head_tokens(lambda img: img.mean((2, 3)), Frames(), use_mask=False, progress=False)
     assert out2["a"]["tokens"].shape == (3, 3) and "betas" not in out2["a"]
+
+
+def test_loop_precision_bf16_autocasts_and_fp16_is_refused(hb, motion, tmp_path):
+    feats = TR.clips_to_features(motion, hb)
+    cfg = dict(steps=2, ckpt_every=2, p_reverse=0.0, p_warp=0.0)
+    _, _, r32 = TR.train_vae(feats, hb, _vae_cfg(**cfg), tmp_path / "fp32", progress=False)
+    _, _, r16 = TR.train_vae(feats, hb, _vae_cfg(**cfg, precision="bf16"), tmp_path / "bf16", progress=False)
+    h32, h16 = r32.history["loss"].to_numpy(), r16.history["loss"].to_numpy()
+    assert np.isfinite(h16).all() and not np.array_equal(h32, h16)  # the forward ran in bf16
+    np.testing.assert_allclose(h16, h32, rtol=0.05)
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        TR.train_vae(feats, hb, _vae_cfg(**cfg, precision="fp16"), tmp_path / "fp16", progress=False)

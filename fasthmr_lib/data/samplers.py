@@ -88,3 +88,27 @@ def worker_init(worker_id: int) -> None:
     s = torch.initial_seed() % 2**32
     np.random.seed(s)  # noqa: NPY002 (legacy global RNG of library code)
     random.seed(s)
+
+
+class RankSlice(Sampler):
+    """This rank's part of every batch of a batch sampler: the global batch of ``batch_size`` items,
+    drawn exactly as in one process, then items ``[rank*b, (rank+1)*b)`` with ``b = batch_size /
+    world`` (``world`` must divide it). Which item a rank gets therefore depends only on (seed, step,
+    global position), never on the rank's own RNG, and resumption at any step stays exact."""
+
+    def __init__(self, batches: Sampler, batch_size: int, rank: int, world: int):
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"RankSlice: need 0 <= rank < world, got rank={rank}, world={world}")
+        if batch_size % world:
+            raise ValueError(
+                f"batch={batch_size} is the global batch: it must be divisible by the world size {world}"
+            )
+        b = batch_size // world
+        self.batches, self.lo, self.hi = batches, rank * b, (rank + 1) * b
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self.batches:
+            yield batch[self.lo : self.hi]

@@ -13,6 +13,12 @@
   ``train_state.pt`` with weights, optimizer state, step and history for resuming), a tqdm bar and
   ``loss_history.csv``. Every step seeds its own RNGs from (seed, step), so a run interrupted and resumed
   gives the same weights as an uninterrupted one. ``device`` is a parameter (cpu / cuda).
+* Under ``torchrun`` (an initialised process group, :mod:`fasthmr_lib.dist`) both stages run as PyTorch
+  DDP: ``batch_size`` is the global batch; every rank draws the whole global batch's windows, timesteps
+  and noise from the same (seed, step) RNGs and trains on its ``batch_size / world`` slice; gradients
+  are averaged, logged losses are all-reduced means, rank 0 writes the files. With dropout 0 this equals
+  the 1-process run (dropout masks are each rank's own). :func:`extract_head_tokens` shards the frames
+  over the ranks and gathers the tokens on every rank.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .. import dist
 from ..body.hybrik import FeatureStats, HybrIKBody
 from ..data import motion
 from ..io import atomic_path, read_json, write_json
+from ..precision import autocast_dtype
 from .denoiser import DenoiserConfig, LatentDenoiser, denoiser_config
 from .schedule import OBJECTIVES, diffusion_loss, make_scheduler, noisy_and_targets
 from .vae import MotionVAE, VAEConfig, vae_config, vae_loss
@@ -245,6 +253,7 @@ class LoopConfig:
     log_every: int = 1
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast of the forward; fp16 would need a GradScaler)
     p_reverse: float = 0.5
     p_warp: float = 0.5
     stop_after: int | None = None  # stop this run after that many steps (simulates an interruption)
@@ -300,9 +309,27 @@ def _write_history(out_dir: Path, history: list[dict]) -> pd.DataFrame:
     return df
 
 
+def _load_state(
+    state_path: Path, cfg: LoopConfig, model: nn.Module, opt: torch.optim.Optimizer
+) -> tuple[int, list[dict], float]:
+    """Load a saved run into ``model`` / ``opt``; returns (step, history, wall s). Raises when it was made
+    with another configuration (but ``stop_after``)."""
+    st = torch.load(state_path, map_location=cfg.device, weights_only=True)
+    now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
+    diff = sorted(k for k, v in st["config"].items() if k != "stop_after" and now.get(k) != v)
+    if diff:
+        raise ValueError(
+            f"{state_path}: the saved run used a different configuration ({diff}); "
+            "use another out_dir or resume=False"
+        )
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    return int(st["step"]), list(st["history"]), float(st["wall_s"])
+
+
 def _run_loop(
     model: nn.Module,
-    step_fn: Callable[[np.random.Generator], dict[str, Tensor]],
+    step_fn: Callable[[np.random.Generator, nn.Module], dict[str, Tensor]],
     export_fn: Callable[[int, bool, float], tuple[dict, dict]],
     cfg: LoopConfig,
     out_dir: Path,
@@ -310,23 +337,23 @@ def _run_loop(
     progress: bool,
     desc: str,
 ) -> TrainResult:
+    """Optimise ``model`` for ``cfg.steps`` steps; ``step_fn(rng, net)`` returns this process's losses
+    (``loss`` is optimised) with the forward through ``net`` (``model``, or its DDP wrapper under
+    ``torchrun``); ``export_fn(step, complete, wall_s)`` gives the exported tensors + config."""
+    state = dist.current()
+    state.batch_slice(cfg.batch_size, "batch_size")  # the global batch must split evenly over the ranks
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    net = dist.wrap(model, state, dist.local_device(cfg.device, state))
     opt = _optimizer(model, cfg)
-    step, history, wall = 0, [], 0.0
+    if cfg.precision == "fp16":
+        raise ValueError("the decoder trains in precision fp32 or bf16 (fp16 would need a GradScaler)")
+    dev_type = torch.device(cfg.device).type
+    amp = autocast_dtype(cfg.precision, torch.device(cfg.device))
     state_path = out_dir / STATE_FILE
+    step, history, wall = 0, [], 0.0
     if resume and state_path.is_file():
-        st = torch.load(state_path, map_location=cfg.device, weights_only=True)
-        now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
-        diff = sorted(k for k, v in st["config"].items() if k != "stop_after" and now.get(k) != v)
-        if diff:
-            raise ValueError(
-                f"{state_path}: the saved run used a different configuration ({diff}); "
-                "use another out_dir or resume=False"
-            )
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        step, history, wall = int(st["step"]), list(st["history"]), float(st["wall_s"])
+        step, history, wall = _load_state(state_path, cfg, model, opt)
 
     def save(complete: bool) -> None:
         tensors, conf = export_fn(step, complete, wall)
@@ -344,7 +371,7 @@ def _run_loop(
         _write_history(out_dir, history)
 
     start_step = step
-    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not (progress and state.is_main))
     while step < cfg.steps:
         if cfg.stop_after is not None and step - start_step >= cfg.stop_after:
             break
@@ -352,23 +379,26 @@ def _run_loop(
         torch.manual_seed(_step_seed(cfg.seed, step))
         rng = np.random.default_rng([cfg.seed, step])
         model.train()
-        losses = step_fn(rng)
+        with torch.autocast(dev_type, dtype=amp, enabled=amp is not None):
+            losses = step_fn(rng, net)
         opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        losses["loss"].backward()  # under DDP: the ranks' average gradient (= the global batch's)
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        losses = state.mean(losses)  # the global batch's means (the same on every rank)
         step += 1
         wall += time.perf_counter() - t0
         if step % cfg.log_every == 0 or step == cfg.steps:
             history.append({"step": step, **{k: float(v.detach()) for k, v in losses.items()}})
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
         bar.update(1)
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if state.is_main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
             save(step == cfg.steps)
     bar.close()
-    if step < cfg.steps and step % cfg.ckpt_every != 0:
+    if state.is_main and step < cfg.steps and step % cfg.ckpt_every != 0:
         save(False)
+    state.barrier()  # every rank returns once rank 0's files are written
     model.eval()
     return TrainResult(out_dir, step, step >= cfg.steps, pd.DataFrame(history), wall)
 
@@ -426,20 +456,25 @@ def train_vae(
     torch.manual_seed(cfg.seed)
     vae = MotionVAE(vcfg).to(cfg.device)
     F = vcfg.num_frames
+    state = dist.current()
+    sl = state.batch_slice(cfg.batch_size, "batch_size")
 
-    def step_fn(rng: np.random.Generator) -> dict[str, Tensor]:
+    def step_fn(rng: np.random.Generator, net: nn.Module) -> dict[str, Tensor]:
         xs = []
-        for _ in range(cfg.batch_size):
+        for j in range(cfg.batch_size):  # every rank draws the global batch, keeps its slice
             i = int(rng.integers(len(feats)))
-            w = gather_positions(
-                feats[i], window_positions(rng, feats[i].shape[0], F, cfg.p_reverse, cfg.p_warp)
-            )
-            if world[i]:
-                w = rotate_features(w, view_rotation(rng), body.representation)
-            xs.append(w)
+            pos = window_positions(rng, feats[i].shape[0], F, cfg.p_reverse, cfg.p_warp)
+            R = view_rotation(rng) if world[i] else None
+            if sl.start <= j < sl.stop:
+                w = gather_positions(feats[i], pos)
+                xs.append(w if R is None else rotate_features(w, R, body.representation))
         x = stats.normalize(torch.stack(xs)).to(cfg.device)
-        out = vae(x)
-        return vae_loss(x, out, vcfg.kl_weight)
+        if not state.active:
+            return vae_loss(x, net(x), vcfg.kl_weight)
+        # the global batch's reparameterisation noise (where one process draws it when dropout is 0)
+        eps = torch.randn((cfg.batch_size, vcfg.latent_len, vcfg.latent_dim), device=x.device)[sl]
+        dist.decorrelate(state, int(rng.integers(2**62)))
+        return vae_loss(x, net(x, eps=eps), vcfg.kl_weight)
 
     def export(step: int, complete: bool, wall: float) -> tuple[dict, dict]:
         return vae_export(vae, stats, body, step=step, complete=complete, train=asdict(cfg), wall_s=wall)
@@ -468,7 +503,13 @@ def extract_head_tokens(
 
     ``model(img)`` or ``model(img, person_mask)`` may return the head token (B,C) or a dict with
     ``head_token`` and the per-frame outputs named in ``keep`` (e.g. ``betas``, ``rotmat``). Returns
-    ``{clip_id: {"tokens" (T,C), "frames" (T,), <keep keys present>}}`` sorted by frame."""
+    ``{clip_id: {"tokens" (T,C), "frames" (T,), <keep keys present>}}`` sorted by frame.
+
+    Under ``torchrun`` (:mod:`fasthmr_lib.dist`) rank r runs frames r, r+W, ... and every rank gets
+    the gathered result (the same dict as one process)."""
+    state = dist.current()
+    if state.active:
+        dataset = torch.utils.data.Subset(dataset, dist.shard_indices(len(dataset), state))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     acc: dict[str, dict[str, list]] = {}
     if isinstance(model, nn.Module):
@@ -488,10 +529,23 @@ def extract_head_tokens(
             for k, v in extra.items():
                 d.setdefault(k, []).append(v[i].float().cpu().numpy())
     res = {}
-    for cid, d in acc.items():
+    for cid, d in _merge_shards(state.all_gather(acc)).items():
         order = np.argsort(d["frames"])
         res[cid] = {k: np.asarray(np.stack(v) if k != "frames" else v)[order] for k, v in d.items()}
     return res
+
+
+def _merge_shards(parts: list[dict[str, dict[str, list]]]) -> dict[str, dict[str, list]]:
+    """The per-clip lists of every rank's extraction, concatenated in rank order (one part: as is)."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, dict[str, list]] = {}
+    for part in parts:
+        for cid, d in part.items():
+            dst = out.setdefault(cid, {})
+            for k, v in d.items():
+                dst.setdefault(k, []).extend(v)
+    return out
 
 
 @torch.no_grad()
@@ -539,25 +593,32 @@ def train_denoiser(
     n_t = scheduler.config.num_train_timesteps
     torch.manual_seed(cfg.seed)
     den = LatentDenoiser(dcfg).to(cfg.device)
+    state = dist.current()
+    sl = state.batch_slice(cfg.batch_size, "batch_size")
+    B, shape = cfg.batch_size, (cfg.batch_size, v.latent_len, v.latent_dim)
 
-    def step_fn(rng: np.random.Generator) -> dict[str, Tensor]:
+    def step_fn(rng: np.random.Generator, net: nn.Module) -> dict[str, Tensor]:
         cs, xs = [], []
-        for _ in range(cfg.batch_size):
+        for j in range(B):  # every rank draws the global batch (windows, t, noise), keeps its slice
             i = int(rng.integers(len(feats)))
             pos = window_positions(rng, feats[i].shape[0], F, cfg.p_reverse, cfg.p_warp)
-            cs.append(gather_positions(toks[i], pos))
-            xs.append(gather_positions(feats[i], pos))
+            if sl.start <= j < sl.stop:
+                cs.append(gather_positions(toks[i], pos))
+                xs.append(gather_positions(feats[i], pos))
         cond, x = torch.stack(cs).to(cfg.device), torch.stack(xs).to(cfg.device)
         with torch.no_grad():
             mu, logvar = vae.encode(x)
-            z0 = (mu if cfg.use_mu else vae.reparameterize(mu, logvar)) * scale
-        B = z0.shape[0]
+            eps = None if cfg.use_mu else torch.randn(shape, device=mu.device, dtype=mu.dtype)[sl]
+            z0 = (mu if cfg.use_mu else vae.reparameterize(mu, logvar, eps=eps)) * scale
         t = torch.randint(0, n_t, (B,), device=cfg.device)
         if cfg.p_terminal > 0:
             t = torch.where(torch.rand(B, device=cfg.device) < cfg.p_terminal, torch.full_like(t, n_t - 1), t)
-        noise = torch.randn_like(z0)
+        noise = torch.randn(shape, device=z0.device, dtype=z0.dtype)
+        t, noise = t[sl], noise[sl]
         z_t, vel = noisy_and_targets(scheduler, z0, noise, t)
-        return diffusion_loss(scheduler, den(z_t, t, cond), z_t, noise, vel, t, cfg.objective)
+        if state.active:
+            dist.decorrelate(state, int(rng.integers(2**62)))
+        return diffusion_loss(scheduler, net(z_t, t, cond), z_t, noise, vel, t, cfg.objective)
 
     def export(step: int, complete: bool, wall: float) -> tuple[dict, dict]:
         return denoiser_export(

@@ -164,14 +164,20 @@ class MotionVAE(nn.Module):
         return self.final_layer(self.decoder(q, memory=z))
 
     @staticmethod
-    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    def reparameterize(
+        mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None, eps: Tensor | None = None
+    ) -> Tensor:
+        """z = μ + ε·σ (all (B,L,D)); ε ~ N(0, I) drawn here unless given (``eps``: drawn by the caller,
+        e.g. for a whole global batch under DDP)."""
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + eps * torch.exp(0.5 * logvar)
 
-    def forward(self, x: Tensor, sample: bool = True) -> dict[str, Tensor]:
-        """x (B,F,nfeats) -> dict recon (B,F,nfeats), mu, logvar, z (B,L,D)."""
+    def forward(self, x: Tensor, sample: bool = True, eps: Tensor | None = None) -> dict[str, Tensor]:
+        """x (B,F,nfeats) -> dict recon (B,F,nfeats), mu, logvar, z (B,L,D); ``eps`` (B,L,D): the
+        reparameterisation noise (default: drawn from the global torch RNG)."""
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar) if sample else mu
+        z = self.reparameterize(mu, logvar, eps=eps) if sample else mu
         return {"recon": self.decode(z), "mu": mu, "logvar": logvar, "z": z}
 
 

@@ -7,6 +7,11 @@ RNG states, loss history). The data order and each sample's augmentation are pur
 ``(seed, epoch, index)`` (:mod:`fasthmr_lib.data.samplers`, :mod:`fasthmr_lib.data.crop_cache`), so
 resumption needs no data-loader state and does not depend on the number of workers. The losses are in
 :mod:`.losses`.
+
+Under ``torchrun`` (:mod:`fasthmr_lib.dist`) the same loop runs as PyTorch DDP: ``cfg.batch`` is the global
+batch, each rank trains on its ``batch / world`` slice of the same global sample order, gradients are
+averaged (= the 1-process gradient: every loss term is a per-sample mean), the logged losses are
+all-reduced means, rank 0 writes the state and history files and ``resume`` restores every rank.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from .. import dist
 from ..body.orientation import facing_cos
 from ..config import get_preset
 from ..data.crop_cache import (
@@ -35,8 +41,9 @@ from ..data.crop_cache import (
     load_or_build_cache,
     world_data_version,
 )
-from ..data.samplers import FacingBatchSampler, StepBatchSampler, worker_init
+from ..data.samplers import FacingBatchSampler, RankSlice, StepBatchSampler, worker_init
 from ..io import atomic_path, manifest, write_json
+from ..precision import autocast_dtype
 from .dense import DenseHead, capture_tokens, dense_loss, dense_targets
 from .losses import HMR2_LOSS_WEIGHTS, LossWeights, compute_losses, gt_body
 from .recipe import TrainConfig, training_command
@@ -52,16 +59,21 @@ CURVE_FILE = "loss_curve.png"
 
 # --------------------------------------------------------------------------- optimisation
 
-AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+class ModelAndHead(nn.Module):
+    """The HMR and its training-only dense part head as one module (so one DDP wrapper averages the
+    gradients of both). forward(img (B,3,256,256), person_mask) -> (HMR outputs, dense logits or None)."""
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a ``--precision`` name (``None`` = fp32, autocast off); fp16 only on cuda."""
-    if precision not in AMP_DTYPES:
-        raise ValueError(f"precision must be one of {sorted(AMP_DTYPES)}, got {precision!r}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a cuda device (--device cuda; use bf16 or fp32 on cpu)")
-    return AMP_DTYPES[precision]
+    def __init__(self, model: nn.Module, aux: DenseHead | None = None):
+        super().__init__()
+        self.model, self.aux = model, aux
+
+    def forward(self, img: Tensor, person_mask: Tensor | None = None) -> tuple[dict, Tensor | None]:
+        if self.aux is None:
+            return self.model(img, person_mask=person_mask), None
+        with capture_tokens(self.model) as box:
+            pred = self.model(img, person_mask=person_mask)
+        return pred, self.aux(box["tokens"])
 
 
 def train_step(
@@ -74,22 +86,22 @@ def train_step(
     grad_clip: float = 0.0,
     scaler: Any = None,
     aux: DenseHead | None = None,
+    net: nn.Module | None = None,
 ) -> dict[str, Tensor]:
     """One optimizer step: GT joints from the body model, forward under autocast ``amp_dtype``, HMR2.0
     losses, backward (through ``scaler`` for fp16), gradient clipping at ``grad_clip`` (> 0), step.
     batch: a collated training batch on the model's device (``img`` (B,3,256,256), GT θ/β, ``joints2d``,
     optional ``person_mask``, ``part_labels`` (B,256,256) with ``aux``). ``aux``: the training-only dense
     part head on the backbone tokens (its cross-entropy is added with ``weights.dense_parts``; ``opt`` must
-    hold its parameters). Returns the loss terms of :func:`compute_losses` (+ ``dense_parts``)."""
+    hold its parameters). ``net``: the module the forward runs through, the DDP wrapper of
+    ``ModelAndHead(model, aux)`` (default: that module itself, single-process); its gradients are then
+    the ranks' average before clipping. Returns the loss terms of :func:`compute_losses` (+
+    ``dense_parts``), means over this process's batch."""
     with torch.no_grad():
         gt = gt_body(model.smpl, batch)["joints44"].float()
+    fwd = net if net is not None else ModelAndHead(model, aux)
     with torch.autocast(batch["img"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        if aux is None:
-            pred = model(batch["img"], person_mask=batch.get("person_mask"))
-        else:
-            with capture_tokens(model) as box:
-                pred = model(batch["img"], person_mask=batch.get("person_mask"))
-            logits = aux(box["tokens"])
+        pred, logits = fwd(batch["img"], person_mask=batch.get("person_mask"))
     losses = compute_losses(pred, batch, gt, weights)
     if aux is not None:
         if "part_labels" not in batch:
@@ -194,10 +206,13 @@ def save_train_state(
     cfg: TrainConfig,
     wall_s: float = 0.0,
     aux: nn.Module | None = None,
+    rng_ranks: list[dict[str, Any]] | None = None,
 ) -> None:
     """Atomic resumable state: model, training-only head ``aux``, optimizer, scheduler, scaler, RNG
-    states, step, history, config, cumulative training wall time (s)."""
+    states (this process's; under DDP also every rank's, ``rng_ranks``), step, history, config,
+    cumulative training wall time (s)."""
     state = {
+        **({"rng_ranks": rng_ranks} if rng_ranks else {}),
         "model": model.state_dict(),
         "aux": aux.state_dict() if aux is not None else None,
         "optimizer": opt.state_dict(),
@@ -255,6 +270,7 @@ class _Trainables:
     opt: torch.optim.Optimizer
     sched: Any
     scaler: Any
+    net: nn.Module | None = None  # the DDP wrapper of ModelAndHead(model, aux); None single-process
 
 
 def _seed_all(seed: int) -> None:
@@ -330,9 +346,13 @@ def _trainables(
     return _Trainables(model, aux, opt, sched, scaler)
 
 
-def _resume_state(state_path: Path, cfg: TrainConfig, t: _Trainables) -> tuple[int, list[dict], float]:
-    """Load the resumable state at ``state_path`` into ``t`` and the global RNGs; returns (step, history,
-    cumulative wall time s). Raises when it is missing or was made with other ``steps`` / ``seed``."""
+def _resume_state(
+    state_path: Path, cfg: TrainConfig, t: _Trainables, state: dist.DistState = dist.SINGLE
+) -> tuple[int, list[dict], float]:
+    """Load the resumable state at ``state_path`` into ``t`` and the global RNGs (under DDP: this rank's
+    saved RNG state when the world size is the one saved, else rank 0's reseeded per rank); returns
+    (step, history, cumulative wall time s). Raises when it is missing or was made with other ``steps``
+    / ``seed``."""
     if not state_path.exists():
         raise FileNotFoundError(
             f"--resume: no {STATE_FILE} in {state_path.parent} (train without --resume first)"
@@ -352,14 +372,25 @@ def _resume_state(state_path: Path, cfg: TrainConfig, t: _Trainables) -> tuple[i
     if t.scaler is not None and st.get("scaler"):
         t.scaler.load_state_dict(st["scaler"])
     _set_rng_state(st["rng"])
+    ranks = st.get("rng_ranks") or []
+    if state.active and len(ranks) == state.world:
+        _set_rng_state(ranks[state.rank])
+    elif state.active:
+        dist.decorrelate(state, cfg.seed + int(st["step"]))
     return int(st["step"]), list(st["history"]), float(st.get("wall_s", 0.0))
 
 
 def training_loader(
-    cfg: TrainConfig, cache: CropCache, start: int, end: int, device: torch.device
+    cfg: TrainConfig,
+    cache: CropCache,
+    start: int,
+    end: int,
+    device: torch.device,
+    state: dist.DistState = dist.SINGLE,
 ) -> DataLoader:
     """Augmented batches of ``cache`` for steps ``start .. end-1`` (facing-weighted when
-    ``cfg.facing_kappa`` > 0, else epoch permutations), deterministic in ``cfg.seed``."""
+    ``cfg.facing_kappa`` > 0, else epoch permutations), deterministic in ``cfg.seed``; under DDP this
+    rank's ``cfg.batch / world`` slice of each global batch (:class:`RankSlice`)."""
     ds = AugmentedCrops(cache, cfg.augment, cfg.seed)
     if cfg.facing_kappa > 0:
         sampler: Sampler = FacingBatchSampler(
@@ -368,6 +399,8 @@ def training_loader(
         )  # fmt: skip
     else:
         sampler = StepBatchSampler(len(ds), cfg.batch, cfg.seed, start, end)
+    if state.active:
+        sampler = RankSlice(sampler, cfg.batch, state.rank, state.world)
     return DataLoader(
         ds,
         batch_sampler=sampler,
@@ -399,24 +432,27 @@ def _run_steps(
     wall_prev: float,
     amp_dtype: torch.dtype | None,
     progress: bool,
+    device: torch.device,
+    state: dist.DistState = dist.SINGLE,
 ) -> tuple[int, float]:
-    """Optimizer steps ``step .. end-1`` over ``loader``: loss history every ``cfg.log_every`` steps, the
-    resumable state and history files every ``cfg.save_every`` steps and at ``end`` (``history`` is
-    appended in place). Returns (steps done, cumulative wall time s)."""
-    device = torch.device(cfg.device)
+    """Optimizer steps ``step .. end-1`` over ``loader``: loss history (all-reduced means under DDP)
+    every ``cfg.log_every`` steps, the resumable state and history files (rank 0) every
+    ``cfg.save_every`` steps and at ``end`` (``history`` is appended in place). Returns (steps done,
+    cumulative wall time s)."""
     pretrain_weights = _pretrain_weights(cfg, t.aux)
     t.model.train()
     if t.aux is not None:
         t.aux.train()
     t0 = time.perf_counter()
-    bar = tqdm(total=end, initial=step, desc=f"train {cfg.preset}", disable=not progress)
+    bar = tqdm(total=end, initial=step, desc=f"train {cfg.preset}", disable=not (progress and state.is_main))
     for batch in loader:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         weights = pretrain_weights if step < cfg.pretrain_steps else cfg.loss_weights
         losses = train_step(
             t.model, batch, t.opt, amp_dtype=amp_dtype, weights=weights, grad_clip=cfg.grad_clip,
-            scaler=t.scaler, aux=t.aux,
+            scaler=t.scaler, aux=t.aux, net=t.net,
         )  # fmt: skip
+        losses = state.mean(losses)  # the global batch's means (the same on every rank)
         t.sched.step()
         step += 1
         if not torch.isfinite(losses["total"]):
@@ -432,11 +468,13 @@ def _run_steps(
             bar.set_postfix(loss=f"{history[-1]['total']:.4f}")
         bar.update(1)
         if step % cfg.save_every == 0 or step == end:
-            save_train_state(
-                out / STATE_FILE, t.model, t.opt, t.sched, t.scaler, step, history, cfg,
-                wall_prev + time.perf_counter() - t0, aux=t.aux,
-            )  # fmt: skip
-            write_history(out, history)
+            rng_ranks = state.all_gather(_rng_state()) if state.active else None
+            if state.is_main:
+                save_train_state(
+                    out / STATE_FILE, t.model, t.opt, t.sched, t.scaler, step, history, cfg,
+                    wall_prev + time.perf_counter() - t0, aux=t.aux, rng_ranks=rng_ranks,
+                )  # fmt: skip
+                write_history(out, history)
     bar.close()
     return step, wall_prev + time.perf_counter() - t0  # cumulative over resumed runs
 
@@ -460,26 +498,41 @@ def train(
     :class:`CropCache` (default: the world ``cfg.world``'s ``cfg.split`` via the crop cache).
     stop_at: stop (and save state) after this many total steps — simulates an interruption.
     final_save: write the shipped checkpoint (``checkpoints.save_checkpoint``) once ``cfg.steps`` is reached.
+
+    Under DDP (an initialised process group, :func:`fasthmr_lib.dist.current`) every rank calls this
+    with the same arguments; ``cfg.device`` ``cuda`` means this rank's GPU; rank 0 builds the crop
+    cache file first and writes every output file. Dropout/drop-path masks come from each rank's own
+    torch RNG (reseeded per rank), so only a run without them equals the 1-process run numerically.
     """
+    state = dist.current()
+    state.batch_slice(cfg.batch, "batch")  # the global batch must split evenly over the ranks
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(cfg.device)
+    device = dist.local_device(cfg.device, state)
     amp_dtype = autocast_dtype(cfg.precision, device)
     _seed_all(cfg.seed)
-    cache, data_version = training_crops(cfg, dataset, progress=progress, data_version=data_version)
+    with dist.rank_zero_first(state):  # one process writes data/cache/, the others then read it
+        cache, data_version = training_crops(
+            cfg, dataset, progress=progress and state.is_main, data_version=data_version
+        )
     t = _trainables(cfg, model, cache, device)
+    t.net = dist.wrap(ModelAndHead(t.model, t.aux), state, device) if state.active else None
+    dist.decorrelate(state, cfg.seed)
     step, history, wall_prev = 0, [], 0.0
     if resume:
-        step, history, wall_prev = _resume_state(out / STATE_FILE, cfg, t)
+        step, history, wall_prev = _resume_state(out / STATE_FILE, cfg, t, state)
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-    loader = training_loader(cfg, cache, step, end, device)
+    loader = training_loader(cfg, cache, step, end, device, state)
     step, wall = _run_steps(
         cfg, t, loader, out, step=step, end=end, history=history, wall_prev=wall_prev, amp_dtype=amp_dtype,
-        progress=progress,
+        progress=progress, device=device, state=state,
     )  # fmt: skip
-    hist = write_history(out, history)
-    if final_save and step >= cfg.steps:
-        save_final(t.model, out, cfg, data_version=data_version, train_wall_s=wall)
+    hist = pd.DataFrame(history)
+    if state.is_main:
+        hist = write_history(out, history)
+        if final_save and step >= cfg.steps:
+            save_final(t.model, out, cfg, data_version=data_version, train_wall_s=wall)
+    state.barrier()  # every rank returns once rank 0's files are written
     return TrainResult(model=t.model, history=hist, out_dir=out, steps_done=step, wall_s=wall)
 
 
