@@ -11,6 +11,17 @@ Environment variables:
     FASTHMR_CHECKPOINTS shipped / trained checkpoints (default ``<repo>/checkpoints``)
     FASTHMR_CACHE      derived files made from a user's inputs, e.g. SMPL pickles converted to .npz
                        (default ``$XDG_CACHE_HOME/fasthmr`` or ``~/.cache/fasthmr``)
+
+The paper path's inputs (read by :mod:`fasthmr_lib.paper_inputs` when a notebook runs with
+``data_source: real``; a notebook parameter of the same input wins over its variable):
+    FASTHMR_HMR2_CKPT       4D-Humans HMR 2.0 release ``.ckpt`` (``model_config.yaml`` two folders up)
+    FASTHMR_CAMERAHMR_CKPT  CameraHMR ``camerahmr_checkpoint_cleaned.ckpt``
+    FASTHMR_SMPL_DIR        (above) also the paper path's SMPL folder
+    FASTHMR_3DPW_DIR        3DPW records from ``python -m data_prep.convert_3dpw``
+    FASTHMR_EMDB_DIR        EMDB-1 records from ``python -m data_prep.convert_emdb``
+    FASTHMR_CALIB_DIR       ECLM calibration records (default: the 3DPW records, split ``validation``)
+    FASTHMR_AMASS_DIR       AMASS motion records from ``python -m data_prep.convert_amass``
+    FASTHMR_H36M_REGRESSOR  ``J_regressor_h36m.npy`` (17, 6890)
 """
 
 from __future__ import annotations
