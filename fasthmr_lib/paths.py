@@ -18,6 +18,17 @@ Environment variables:
                        SMPL) that WHAM's protocols (``wham_3dpw14``) apply to the mesh; a file the user
                        supplies (SPIN / VIBE / WHAM data downloads). Default: unset -> those protocols
                        need the file passed explicitly.
+
+The paper path's inputs (read by :mod:`fasthmr_lib.paper_inputs` when a notebook runs with
+``data_source: real``; a notebook parameter of the same input wins over its variable):
+    FASTHMR_HMR2_CKPT       4D-Humans HMR 2.0 release ``.ckpt`` (``model_config.yaml`` two folders up)
+    FASTHMR_CAMERAHMR_CKPT  CameraHMR ``camerahmr_checkpoint_cleaned.ckpt``
+    FASTHMR_SMPL_DIR        (above) also the paper path's SMPL folder
+    FASTHMR_3DPW_DIR        3DPW records from ``python -m data_prep.convert_3dpw``
+    FASTHMR_EMDB_DIR        EMDB-1 records from ``python -m data_prep.convert_emdb``
+    FASTHMR_CALIB_DIR       ECLM calibration records (default: the 3DPW records, split ``validation``)
+    FASTHMR_AMASS_DIR       AMASS motion records from ``python -m data_prep.convert_amass``
+    FASTHMR_H36M_REGRESSOR  (above) ``J_regressor_h36m.npy`` for the wham_* protocols
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run the workbook's notebooks in order with papermill, with one profile's parameters.
 
-``python -m fasthmr_lib.workbook --profile {tiny,default,paper} [--only 00,03] [--output DIR]``
+``python -m fasthmr_lib.workbook --profile {tiny,default,paper,paper_smoke} [--only 00,03] [--output DIR]``
 
 * Notebooks: ``notebooks/NN_*.ipynb`` in name order (``--only`` picks by the ``NN`` prefix).
 * Parameters: ``notebooks/profiles/<profile>.yaml`` with a ``common:`` section (given to every
@@ -32,7 +32,7 @@ import yaml
 from . import io as fio
 from . import paths
 
-PROFILES = ("tiny", "default", "paper")
+PROFILES = ("tiny", "default", "paper", "paper_smoke")
 _NB_RE = re.compile(r"^(\d\d)_.+\.ipynb$")
 
 

@@ -23,80 +23,22 @@ Fixtures
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-NUM_VERTICES = 6890
-NUM_FACES = 13776
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-PICK_NAMES = (
-    "nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
-    "lthumb", "lindex", "lmiddle", "lring", "lpinky", "rthumb", "rindex", "rmiddle", "rring", "rpinky",
-)  # fmt: skip
-
-
-def fake_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    """The smplx model arrays of a random SMPL-topology-sized body (float64 like the official files)."""
-    rng = np.random.default_rng(seed)
-    V = NUM_VERTICES
-    v = rng.uniform([-0.3, -0.9, -0.15], [0.3, 0.8, 0.15], size=(V, 3))
-    J_reg = np.zeros((24, V))
-    for j in range(24):
-        idx = rng.choice(V, size=40, replace=False)
-        J_reg[j, idx] = rng.dirichlet(np.ones(40))
-    joints = J_reg @ v
-    d = ((v[:, None] - joints[None]) ** 2).sum(-1)
-    w = np.exp(-d / 0.02)
-    w /= w.sum(1, keepdims=True)
-    return {
-        "v_template": v,
-        "shapedirs": rng.normal(0, 0.01, size=(V, 3, 10)),
-        "posedirs": rng.normal(0, 0.001, size=(V, 3, 207)),
-        "J_regressor": J_reg,
-        "weights": w,
-        "kintree_table": np.stack([np.array(SMPL_PARENTS), np.arange(24)]).astype(np.int64),
-        "f": rng.integers(0, V, size=(NUM_FACES, 3)).astype(np.int64),
-    }
-
-
-def fake_j19(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed + 1)
-    reg = np.zeros((19, NUM_VERTICES), np.float32)
-    for j in range(19):
-        idx = rng.choice(NUM_VERTICES, size=30, replace=False)
-        reg[j, idx] = rng.dirichlet(np.ones(30))
-    return reg
-
-
-def fake_mean_params(seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed + 2)
-    pose = np.tile(np.array([1, 0, 0, 0, 1, 0], np.float32), 24) + rng.normal(0, 0.05, 144).astype(np.float32)
-    return {"pose": pose, "shape": np.zeros(10, np.float32), "cam": np.array([0.9, 0.0, 0.0], np.float32)}
-
-
-def fake_vertex_picks(seed: int = 0) -> dict[str, int]:
-    rng = np.random.default_rng(seed + 3)
-    ids = rng.choice(NUM_VERTICES, size=len(PICK_NAMES), replace=False)
-    return {n: int(i) for n, i in zip(PICK_NAMES, ids)}
-
-
-def write_smpl_dir(folder: Path, seed: int = 0, picks: bool = True, model_format: str = "npz") -> Path:
-    """Write a fake SMPL-format folder (see module docstring). ``model_format="npz"`` only here; the
-    chumpy-pickle variant is made in tests/test_body_smpl.py."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if model_format != "npz":
-        raise ValueError("write_smpl_dir writes SMPL_NEUTRAL.npz only")
-    np.savez(folder / "SMPL_NEUTRAL.npz", **fake_smpl_arrays(seed))
-    np.savez(folder / "SMPL_mean_params.npz", **fake_mean_params(seed))
-    np.save(folder / "SMPL_to_J19.npy", fake_j19(seed))
-    if picks:
-        (folder / "vertex_picks.json").write_text(json.dumps(fake_vertex_picks(seed), indent=1))
-    return folder
+from data_prep.paper_standins import (  # noqa: F401  (the makers live there; tests import them from here)
+    NUM_FACES,
+    NUM_VERTICES,
+    PICK_NAMES,
+    SMPL_PARENTS,
+    fake_j19,
+    fake_mean_params,
+    fake_smpl_arrays,
+    fake_vertex_picks,
+    write_smpl_dir,
+)
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 import json
 import pickle
 import sys
-import types
 
 import numpy as np
 import pytest
 import roma
-import scipy.sparse
 import torch
 from conftest import fake_smpl_arrays, fake_vertex_picks
 
+from data_prep import paper_standins as PS
 from fasthmr_lib.body.smpl import (
     PELVIS_INDEX,
     BodyModelNotFound,
@@ -113,67 +112,12 @@ def test_missing_j19_regressor_is_named(make_smpl_dir, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# a pickle with the structure of the official SMPL files (chumpy arrays, scipy sparse regressor)
-
-
-def _fake_chumpy_modules():
-    ch = types.ModuleType("chumpy.ch")
-    reordering = types.ModuleType("chumpy.reordering")
-
-    class Ch:  # like chumpy.ch.Ch: value in ``x``, weak-ref caches dropped in __getstate__
-        dterms = ["x"]
-
-        def __init__(self, x):
-            self.x = np.asarray(x)
-            self._dirty_vars = set()
-            self._itr = None
-            self._make_dense = False
-            self._make_sparse = False
-            self._parents = {}
-            self._cache = {"r": None}
-
-        def __getstate__(self):
-            d = dict(self.__dict__)
-            del d["_parents"], d["_cache"]
-            return d
-
-    class transpose(Ch):  # noqa: N801  (chumpy's class name)
-        def __init__(self, a, axes):
-            self.a, self.axes = a, axes
-            self._dirty_vars, self._itr, self._parents, self._cache = set(), None, {}, {}
-
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    transpose.__module__, transpose.__qualname__ = "chumpy.reordering", "transpose"
-    ch.Ch, reordering.transpose = Ch, transpose
-    root = types.ModuleType("chumpy")
-    root.ch, root.reordering = ch, reordering
-    return {"chumpy": root, "chumpy.ch": ch, "chumpy.reordering": reordering}
+# a pickle with the structure of the official SMPL files (chumpy arrays, scipy sparse regressor):
+# data_prep.paper_standins.write_chumpy_smpl_pkl
 
 
 def write_chumpy_smpl_pkl(path, monkeypatch, seed=0, shift=0.0):
-    a = fake_smpl_arrays(seed)
-    a["v_template"] = a["v_template"] + shift
-    mods = _fake_chumpy_modules()
-    with monkeypatch.context() as m:
-        for name, mod in mods.items():
-            m.setitem(sys.modules, name, mod)
-        Ch, transpose = mods["chumpy.ch"].Ch, mods["chumpy.reordering"].transpose
-        data = {
-            "v_template": Ch(a["v_template"]),
-            "shapedirs": Ch(a["shapedirs"]),
-            # stored transposed inside a reordering node, to exercise chumpy.reordering.*
-            "posedirs": transpose(Ch(np.transpose(a["posedirs"], (2, 0, 1))), (1, 2, 0)),
-            "J_regressor": scipy.sparse.csc_matrix(a["J_regressor"]),
-            "J_regressor_prior": scipy.sparse.csc_matrix(a["J_regressor"]),
-            "weights": Ch(a["weights"]),
-            "kintree_table": a["kintree_table"].astype(np.uint32),
-            "f": a["f"].astype(np.uint32),
-            "J": Ch(a["J_regressor"] @ a["v_template"]),
-            "bs_style": "lbs",
-            "bs_type": "lrotmin",
-        }
-        with open(path, "wb") as fh:
-            pickle.dump(data, fh, protocol=2)
+    a = PS.write_chumpy_smpl_pkl(path, seed=seed, shift=shift)
     assert "chumpy" not in sys.modules
     return a
 

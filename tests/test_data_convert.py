@@ -5,7 +5,6 @@ error messages (file + field) and the writer's meta.json / atomicity contract ar
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -42,10 +41,17 @@ from data_prep.convert_common import (
     to_str,
     world_to_camera,
 )
+from data_prep.paper_standins import K640  # noqa: E402
+from data_prep.paper_standins import amass_file as _amass_file  # noqa: E402
+from data_prep.paper_standins import camera_looking_at as _camera_looking_at  # noqa: E402
+from data_prep.paper_standins import dump_pickle as _dump  # noqa: E402
+from data_prep.paper_standins import emdb_sequence as _emdb_sequence  # noqa: E402
+from data_prep.paper_standins import pw3d_sequence as _pw3d_sequence  # noqa: E402
+from data_prep.paper_standins import rot as _rot  # noqa: E402
+from data_prep.paper_standins import smpl_world as _smpl_world  # noqa: E402
+from data_prep.paper_standins import write_image as _write_image  # noqa: E402
 from fasthmr_lib.body.smpl import load_body_model
 from fasthmr_lib.data.records import load_clip, read_meta, split_clip_ids, split_clip_paths
-
-K640 = np.array([[500.0, 0.0, 320.0], [0.0, 520.0, 240.0], [0.0, 0.0, 1.0]])
 
 # ------------------------------------------------------------------------------------ helpers
 
@@ -72,16 +78,6 @@ def _posed(body, go, bp, betas, transl):
         torch.tensor(np.asarray(transl, np.float64).reshape(T, 3), dtype=torch.float32),
     )
     return out["joints44"].double().numpy(), out["vertices"].double().numpy()
-
-
-def _rot(rv):
-    return rotvec_to_rotmat(np.asarray(rv, np.float64))
-
-
-def _camera_looking_at(rv, center, dist=4.0):
-    """(R, T) world -> camera with the world point ``center`` on the optical axis at ``dist`` m."""
-    R = _rot(rv)
-    return R, np.array([0.0, 0.0, dist]) - R @ np.asarray(center, np.float64)
 
 
 def _pinhole(K, X):
@@ -131,26 +127,6 @@ def _clips(out, split):
 
 def _assert_no_temp_files(root):
     assert not [p for p in Path(root).rglob("*") if p.name.endswith(".tmp")]
-
-
-def _write_image(path, size):
-    import cv2
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.full((size[1], size[0], 3), 80, np.uint8))
-
-
-def _dump(path, obj, protocol=2):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(obj, protocol=protocol))
-    return path
-
-
-def _smpl_world(rng, n, center, betas=None):
-    """World-frame SMPL parameters of n frames: (pose (n,72), trans (n,3), betas (10,))."""
-    pose = np.concatenate([rng.normal(0, 0.5, (n, 3)), rng.normal(0, 0.2, (n, 69))], 1)
-    trans = np.asarray(center, np.float64) + rng.normal(0, 0.05, (n, 3))
-    return pose, trans, rng.normal(0, 1.0, 10) if betas is None else betas
 
 
 @pytest.fixture(scope="module")
@@ -288,41 +264,6 @@ def test_source_file_readers_name_file_and_field(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ 3DPW
-
-
-def _pw3d_sequence(rng, name, n, genders, invalid=None, moving=True):
-    P = len(genders)
-    poses, trans, betas, valid, p2d = [], [], [], [], []
-    for p in range(P):
-        pose, tr, b = _smpl_world(rng, n, [0.5 * p - 0.25, 0.1, 0.2])
-        poses.append(pose)
-        trans.append(tr)
-        betas.append(b)
-        v = np.ones(n, bool)
-        v[list((invalid or {}).get(p, []))] = False
-        valid.append(v)
-        kp = np.stack(
-            [rng.uniform(-20, 700, (n, 18)), rng.uniform(50, 400, (n, 18)), rng.uniform(0, 1, (n, 18))], 1
-        )
-        kp[:, 2, :4] = 0.0  # 4 keypoints undetected per frame
-        p2d.append(kp)
-    cams = np.tile(np.eye(4), (n, 1, 1))
-    for t in range(n):
-        rv = [0.05 * t, 0.4 + (0.1 * t if moving else 0.0), 0.02]
-        cams[t, :3, :3], cams[t, :3, 3] = _camera_looking_at(rv, [0, 0.1, 0.2], 4.0 + 0.1 * t)
-    return {
-        "sequence": name,
-        "genders": genders,
-        "betas": betas,
-        "poses": poses,
-        "trans": trans,
-        "poses2d": p2d,
-        "campose_valid": valid,
-        "jointPositions": [rng.normal(size=(n, 72)) for _ in range(P)],
-        "cam_poses": cams,
-        "cam_intrinsics": K640.copy(),
-        "img_frame_ids": np.arange(n),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -582,33 +523,6 @@ def test_3dpw_missing_folders(tmp_path, fake_smpl_dir):
 # ------------------------------------------------------------------------------------ EMDB
 
 
-def _emdb_sequence(rng, name, n, emdb1, emdb2, good=None, identity=False, gender="female"):
-    pose, trans, betas = _smpl_world(rng, n, [0.1, 0.0, 0.3])
-    ext = np.tile(np.eye(4), (n, 1, 1))
-    if not identity:
-        for t in range(n):
-            ext[t, :3, :3], ext[t, :3, 3] = _camera_looking_at(
-                [0.1, -0.3 + 0.05 * t, 0.05], [0.1, 0, 0.3], 3.5
-            )
-    else:
-        trans = trans + [0.0, 0.0, 4.0]
-    return {
-        "gender": gender,
-        "name": name,
-        "emdb1": emdb1,
-        "emdb2": emdb2,
-        "n_frames": n,
-        "good_frames_mask": np.ones(n, bool) if good is None else np.asarray(good),
-        "camera": {"intrinsics": K640.copy(), "extrinsics": ext, "width": 600, "height": 300},
-        "smpl": {"poses_root": pose[:, :3], "poses_body": pose[:, 3:], "trans": trans, "betas": betas},
-        "kp2d": rng.normal(size=(n, 24, 2)),
-        "bboxes": {
-            "bboxes": np.sort(rng.uniform(0, 400, (n, 2, 2)), 1).reshape(n, 4),
-            "invalid_idxs": np.array([], np.int64),
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 def emdb(tmp_path_factory, fake_smpl_dir):
     rng = np.random.default_rng(6)
@@ -725,20 +639,6 @@ def test_emdb_malformed_names_file_and_field(tmp_path, fake_smpl_dir, case, msg)
 
 
 # ------------------------------------------------------------------------------------ AMASS
-
-
-def _amass_file(path, rng, T, fps, smplx=False, gender="male"):
-    width = 165 if smplx else 156
-    poses = rng.normal(0, 0.4, (T, width))
-    trans = np.cumsum(rng.normal(0, 0.02, (T, 3)), 0) + [0.0, 0.0, 0.9]
-    z = {"poses": poses, "trans": trans, "betas": rng.normal(0, 1, 16), "gender": np.array(gender)}
-    if smplx:
-        z |= {"mocap_frame_rate": np.array(fps), "surface_model_type": np.array("smplx")}
-    else:
-        z |= {"mocap_framerate": np.array(fps), "dmpls": np.zeros((T, 8))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **z)
-    return z
 
 
 @pytest.fixture(scope="module")

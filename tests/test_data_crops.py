@@ -96,3 +96,13 @@ def test_imagenet_normalisation_round_trip():
     np.testing.assert_allclose(white[:, 0, 0].numpy(), (1 - IMAGENET_MEAN) / [0.229, 0.224, 0.225], rtol=1e-5)
     rnd = np.random.default_rng(1).integers(0, 256, (8, 9, 3), dtype=np.uint8)
     np.testing.assert_array_equal(denormalize_image(normalize_image(rnd)), rnd)
+
+
+def test_box_mask_covers_the_clipped_box_and_crops_like_a_mask(tmp_path):
+    """mask_kind 'box' (records without masks): the person mask is the box, clipped to the image."""
+    from fasthmr_lib.data.crops import box_mask
+
+    m = box_mask(np.array([-5.0, 2.2, 3.5, 40.0]), (10, 8))
+    assert m.shape == (10, 8) and m.dtype == bool
+    assert m[2:10, 0:4].all() and m.sum() == 8 * 4  # rows 2..9 (y2 clipped to H), columns 0..3 (x2 = 3.5)
+    assert not box_mask(np.array([20.0, 20.0, 30.0, 30.0]), (10, 8)).any()  # outside the image

@@ -4,12 +4,11 @@ and one clear error for missing / truncated / foreign files."""
 import dataclasses
 import json
 import sys
-import types
 
 import pytest
 import torch
-import yaml
 
+from data_prep import paper_standins as PS
 from fasthmr_lib.config import get_preset
 from fasthmr_lib.models.checkpoints import (
     CheckpointError,
@@ -37,64 +36,15 @@ def reference(cfg, body, seed=0):
     return model
 
 
-def released_state_dict(model, extra_prefixes=("discriminator.",)):
-    """State dict with the released key names: head -> smpl_head, plus the extras the file carries."""
-    sd = {}
-    for k, v in model.state_dict().items():
-        if k.startswith("head."):
-            k = "smpl_head." + k[5:]
-        sd[k] = v.clone()  # backbone.*, smpl_head.*, smpl.* (body buffers, as PL saves them)
-    for p in extra_prefixes:
-        sd[p + "D_conv1.weight"] = torch.randn(32, 9, 1, 1)
-        sd[p + "D_conv1.bias"] = torch.randn(32)
-    return sd
-
-
-def fake_yacs():
-    """A stand-in ``yacs.config.CfgNode`` class so the made checkpoint holds a config object (as the
-    released one does); it is removed from sys.modules before loading."""
-    root, sub = types.ModuleType("yacs"), types.ModuleType("yacs.config")
-
-    class CfgNode(dict):
-        pass
-
-    CfgNode.__module__, CfgNode.__qualname__ = "yacs.config", "CfgNode"
-    sub.CfgNode, root.config = CfgNode, sub
-    return {"yacs": root, "yacs.config": sub}, CfgNode
-
-
 def write_4dhumans(tmp_path, model, monkeypatch, head_depth=None):
-    run = tmp_path / "logs" / "train" / "multiruns" / "hmr2" / "0"
-    ckpt = run / "checkpoints" / "epoch=35-step=1000000.ckpt"
-    ckpt.parent.mkdir(parents=True)
-    h = model.cfg.head
-    td = {"depth": head_depth or h.depth, "heads": h.heads, "mlp_dim": h.mlp_dim, "dim_head": h.dim_head,
-          "dropout": 0.0, "emb_dropout": 0.0, "norm": "layer", "context_dim": h.context_dim}  # fmt: skip
-    model_cfg = {
-        "MODEL": {"IMAGE_SIZE": 256, "BBOX_SHAPE": [192, 256], "BACKBONE": {"TYPE": "vit"}, "SMPL_HEAD": {
-            "TYPE": "transformer_decoder", "IN_CHANNELS": 2048, "TRANSFORMER_DECODER": td}},
-        "SMPL": {"MODEL_PATH": "data/smpl", "GENDER": "neutral", "NUM_BODY_JOINTS": 23},
-        "EXTRA": {"FOCAL_LENGTH": 5000, "PELVIS_IND": 39},
-        "LOSS_WEIGHTS": {"ADVERSARIAL": 0.0005},
-    }  # fmt: skip
-    (run / "model_config.yaml").write_text(yaml.safe_dump(model_cfg))
-    sd = released_state_dict(model)
-    sd["initialized"] = torch.tensor(False)
-    mods, CfgNode = fake_yacs()
-    with monkeypatch.context() as m:
-        for k, v in mods.items():
-            m.setitem(sys.modules, k, v)
-        pl = {
-            "epoch": 35,
-            "global_step": 1_000_000,
-            "pytorch-lightning_version": "1.8.1",
-            "state_dict": sd,
-            "hyper_parameters": {"cfg": CfgNode(model_cfg)},
-            "loops": None,
-        }
-        torch.save(pl, ckpt)
+    """The 4D-Humans release layout under ``tmp_path`` (data_prep.paper_standins.write_4dhumans_release)."""
+    ckpt, sd = PS.write_4dhumans_release(tmp_path, model, head_depth=head_depth)
     assert "yacs" not in sys.modules
     return ckpt, sd
+
+
+def write_camerahmr(tmp_path, model):
+    return PS.write_camerahmr_release(tmp_path, model)
 
 
 def assert_same_weights(model, sd, prefix_map):
@@ -157,14 +107,6 @@ def _plain_pickle_with_stub():
     from fasthmr_lib.models import checkpoints
 
     return checkpoints._restricted_pickle
-
-
-def write_camerahmr(tmp_path, model):
-    path = tmp_path / "data" / "pretrained-models" / "camerahmr_checkpoint_cleaned.ckpt"
-    path.parent.mkdir(parents=True)
-    sd = released_state_dict(model, extra_prefixes=("cam_model.",))
-    torch.save({"state_dict": sd}, path)
-    return path, sd
 
 
 def test_camerahmr_round_trip(tmp_path, fake_body):
@@ -283,7 +225,7 @@ def test_release_layout_detected_before_any_full_read(tmp_path, fake_body, monke
     load_4dhumans(ckpt, cfg="tiny", smpl=fake_body)
     assert calls == [{"weights_only": False, "mmap": True}]
     plain = tmp_path / "plain.ckpt"
-    torch.save({"state_dict": released_state_dict(ref)}, plain)  # tensors only: torch's safe loader
+    torch.save({"state_dict": PS.released_state_dict(ref)}, plain)  # tensors only: torch's safe loader
     calls.clear()
     raw = C._torch_load(plain, "a test file")
     assert calls == [{"weights_only": True, "mmap": True}] and "state_dict" in raw

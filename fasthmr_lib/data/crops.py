@@ -167,6 +167,18 @@ def crop_to_image_points(pts_norm: np.ndarray, center: np.ndarray, side: float, 
     return apply_affine(invert_affine(crop_matrix(center, side, out_size)), q)
 
 
+def box_mask(box: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(H,W) bool mask of the pixels inside ``box`` (x1,y1,x2,y2 px, clipped to the image): the person
+    mask of records that have none (3DPW / EMDB as converted; Mask-ToMe then treats the box as the person)."""
+    H, W = int(hw[0]), int(hw[1])
+    x1, y1, x2, y2 = np.asarray(box, np.float64)
+    m = np.zeros((H, W), bool)
+    c0, c1 = int(np.clip(np.floor(x1), 0, W)), int(np.clip(np.ceil(x2), 0, W))
+    r0, r1 = int(np.clip(np.floor(y1), 0, H)), int(np.clip(np.ceil(y2), 0, H))
+    m[r0:r1, c0:c1] = True
+    return m
+
+
 def normalize_image(img: np.ndarray) -> torch.Tensor:
     """(H,W,3) RGB uint8/float 0..255 -> (3,H,W) float32 ImageNet-normalised tensor."""
     x = (np.asarray(img, np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .crops import CROP_SIZE, CropRule, cliff_bbox_info, get_crop_rule, make_crop, normalize_image
+from .crops import CROP_SIZE, CropRule, box_mask, cliff_bbox_info, get_crop_rule, make_crop, normalize_image
 from .records import Clip, load_clip, normalize_mask_kind, split_clip_paths, world_root
 
 __all__ = ["CropDataset", "ClipDataset", "world_root"]
@@ -31,7 +31,8 @@ class CropDataset(Dataset):
     Args:
         root: world / dataset root; split: 'train' | 'calib' | 'test' (or any split in meta.json).
         mask_kind: 'mask' (visible subject), 'mask_union', 'mask_degraded' (aliases 'subject', 'union',
-            'degraded'), or ``None`` for no ``person_mask``.
+            'degraded'), ``'box'`` (the person's box as its mask: records without masks, e.g. converted
+            3DPW / EMDB) or ``None`` for no ``person_mask``.
         augment: optional callable ``item -> item`` applied last (e.g. :class:`.augment.CropAugment`).
         crop_rule: ``"hmr2"`` (default) or ``"camerahmr"`` (the box's longer side as is), or a
             :class:`~.crops.CropRule`; a model's rule is ``fasthmr_lib.models.camera.crop_rule_for(cfg)``.
@@ -62,7 +63,7 @@ class CropDataset(Dataset):
     ):
         self.root = Path(root)
         self.split = split
-        self.mask_kind = None if mask_kind is None else normalize_mask_kind(mask_kind)
+        self.mask_kind = mask_kind if mask_kind in (None, "box") else normalize_mask_kind(mask_kind)
         self.augment = augment
         self.crop_rule = get_crop_rule(crop_rule)
         self.rescale = None if rescale is None else float(rescale)
@@ -89,7 +90,7 @@ class CropDataset(Dataset):
             self._cache.move_to_end(ci)
             return self._cache[ci]
         c = load_clip(self.paths[ci])
-        if self.mask_kind is not None and c.get_mask(self.mask_kind) is None:
+        if self.mask_kind not in (None, "box") and c.get_mask(self.mask_kind) is None:
             raise KeyError(f"{self.paths[ci]}: key {self.mask_kind!r} missing (asked for mask_kind)")
         self._cache[ci] = c
         while len(self._cache) > self._cache_size:
@@ -103,7 +104,9 @@ class CropDataset(Dataset):
         c = self.clip(ci)
         img = c.image(t)
         masks = {}
-        if self.mask_kind is not None:
+        if self.mask_kind == "box":
+            masks["person_mask"] = box_mask(c.boxes[t], img.shape[:2])
+        elif self.mask_kind is not None:
             masks["person_mask"] = c.get_mask(self.mask_kind)[t]  # type: ignore[index]
         parts = c.extras.get("part_labels")
         cr = make_crop(

@@ -201,3 +201,19 @@ def fig1_points() -> pd.DataFrame:
     (the figure's exact points are not given in the text; docs/AMBIGUITIES.md)."""
     t = TABLE1.dropna(subset=["fps", "emdb_mpjpe"])
     return t[["model", "type", "fps", "emdb_mpjpe"]].reset_index(drop=True)
+
+
+def beside_paper(
+    ours: pd.DataFrame, metrics: tuple[str, ...] = ("mpjpe", "pa_mpjpe", "pve", "accel")
+) -> pd.DataFrame:
+    """``ours`` (rows with ``model`` in :data:`PAPER_BASELINES` -- 'HMR 2.0', 'CameraHMR' -- and ``split``
+    '3dpw' or 'emdb'; metric columns in mm) with ``paper_<metric>`` columns: the paper's Table 1 value of
+    that model on that dataset (NaN for other rows)."""
+    base = PAPER_BASELINES.set_index("model")
+    out = ours.copy()
+    for m in metrics:
+        out[f"paper_{m}"] = [
+            base.loc[mod, f"{ds}_{m}"] if mod in base.index and f"{ds}_{m}" in base.columns else NA
+            for mod, ds in zip(out["model"], out["split"])
+        ]
+    return out
