@@ -261,7 +261,8 @@ def for_notebook(notebook: str, namespace: Mapping[str, Any]) -> PaperInputs:
     """:func:`resolve` with notebook ``notebook``'s needs (:data:`NOTEBOOK_NEEDS`) and its parameters
     from ``namespace`` (the notebook's ``globals()``): ``data_source``, the input paths, ``real_arch``,
     ``real_mask_kind``, ``selection_split`` (the calibration split) and the protocols (a ``wham*``
-    protocol makes ``h36m_regressor`` required; otherwise it is checked only when set)."""
+    protocol makes ``h36m_regressor`` required; otherwise it is checked only when set). A resolved
+    ``h36m_regressor`` is exported as ``FASTHMR_H36M_REGRESSOR`` for this process (the metrics read it)."""
     if notebook not in NOTEBOOK_NEEDS:
         raise ValueError(f"unknown notebook {notebook!r}; expected one of {sorted(NOTEBOOK_NEEDS)}")
     needs = list(NOTEBOOK_NEEDS[notebook])
@@ -271,7 +272,7 @@ def for_notebook(notebook: str, namespace: Mapping[str, Any]) -> PaperInputs:
     splits = dict(_NOTEBOOK_SPLITS.get(notebook, {}))
     if "selection_split" in namespace:
         splits["real_calib_dir"] = str(namespace["selection_split"])
-    return resolve(
+    inp = resolve(
         str(namespace.get("data_source", "embedded")),
         given_from(namespace),
         needs,
@@ -280,6 +281,12 @@ def for_notebook(notebook: str, namespace: Mapping[str, Any]) -> PaperInputs:
         arch=str(namespace.get("real_arch", "")),
         mask_kind=str(namespace.get("real_mask_kind", BOX_MASK)),
     )
+    regressor = inp.paths.get("h36m_regressor")
+    if regressor is not None:
+        # The wham_* metrics find the regressor through FASTHMR_H36M_REGRESSOR
+        # (eval.metrics.load_h36m_regressor): a path given as a parameter is exported for this kernel.
+        os.environ[ENV_VARS["h36m_regressor"]] = str(regressor)
+    return inp
 
 
 def summary_rows(inp: PaperInputs) -> list[dict[str, Any]]:
