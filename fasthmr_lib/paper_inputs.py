@@ -98,9 +98,14 @@ def _check_records(path: Path, splits: Sequence[str], mask_kind: str | None) -> 
     if empty:
         return f"{path}: no clips in split(s) {empty} (<root>/<split>/*.npz)"
     if mask_kind and mask_kind != BOX_MASK:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("masks") is False:
-            return f"{path}: its clips have no masks (meta.json masks: false); use mask kind {BOX_MASK!r}"
+        masks = json.loads(meta_path.read_text()).get("masks")
+        covered = masks.get("splits", []) if isinstance(masks, dict) else []
+        if masks is False or (isinstance(masks, dict) and not set(splits) <= set(covered)):
+            return (
+                f"{path}: split(s) {list(splits)} have no person masks (meta.json masks: {masks}); "
+                f"add them with `python -m data_prep.add_person_masks {path} --segmenter ... "
+                f"--split {' '.join(splits)}` or use mask kind {BOX_MASK!r}"
+            )
     return None
 
 

@@ -87,7 +87,7 @@ def test_resolve_checks_splits_masks_and_wham_protocols(paper_env):
     env = paper_env[1]
     with pytest.raises(PI.PaperInputsError, match=r"no clips in split\(s\) \['calib'\]"):
         PI.for_notebook("02", {"data_source": "real", "selection_split": "calib"})
-    with pytest.raises(PI.PaperInputsError, match="have no masks"):
+    with pytest.raises(PI.PaperInputsError, match="have no person masks.*add_person_masks"):
         PI.resolve("real", {}, ["real_emdb_dir"], mask_kind="mask")
     inp = PI.for_notebook("02", {"data_source": "real", "selection_split": "validation"})
     assert (
@@ -120,3 +120,61 @@ def test_missing_input_stops_the_notebook_with_one_message(paper_env, tmp_path, 
     assert "PaperInputsError" in msg and "2 paper input(s)" in msg
     assert "missing.ckpt: file not found" in msg and "real_emdb_dir (FASTHMR_EMDB_DIR): not set" in msg
     assert not (tmp_path / "run" / "results" / "tables" / "01_real_baselines.csv").exists()
+
+
+def _halves_segmenter(image: np.ndarray) -> np.ndarray:
+    """A stand-in segmenter: two 'instances', the left and the right half of the frame."""
+    H, W = image.shape[:2]
+    left = np.zeros((H, W), bool)
+    left[:, : W // 2] = True
+    return np.stack([left, ~left])
+
+
+def test_pick_person_mask_takes_the_instance_that_best_matches_the_box():
+    from data_prep.add_person_masks import pick_person_mask
+
+    H, W = 40, 60
+    a, b = np.zeros((H, W), bool), np.zeros((H, W), bool)
+    a[5:20, 5:20] = True  # the person inside the box
+    b[0:40, 10:60] = True  # a larger region covering the box too, but mostly outside it
+    box = (4.2, 4.6, 20.0, 21.0)
+    assert np.array_equal(pick_person_mask(np.stack([b, a]), box, (H, W)), a)
+    assert not pick_person_mask(np.stack([b, a]), (50, 30, 58, 38), (H, W))[:, :10].any()
+    assert not pick_person_mask(np.zeros((0, H, W), bool), box, (H, W)).any()  # no instance: empty mask
+    assert not pick_person_mask(np.stack([a]), (40, 25, 58, 39), (H, W)).any()  # no overlap: empty mask
+    with pytest.raises(ValueError, match=r"expected \(N, 40, 60\)"):
+        pick_person_mask(np.zeros((1, 10, 10), bool), box, (H, W))
+
+
+def test_add_person_masks_fills_records_and_the_mask_kind_then_resolves(paper_env, tmp_path, capsys):
+    """The segmenter step writes each clip's `mask` (the instance matching its box), records it in meta.json,
+    skips finished clips on a rerun, and the records then pass the paper inputs' check with mask kind
+    'mask'."""
+    import shutil
+
+    from data_prep import add_person_masks as AM
+    from data_prep.add_person_masks import pick_person_mask
+    from fasthmr_lib.data.datasets import CropDataset
+    from fasthmr_lib.data.records import load_clip, split_clip_paths
+
+    root = tmp_path / "emdb"
+    shutil.copytree(paper_env[1]["FASTHMR_EMDB_DIR"], root)
+    with pytest.raises(PI.PaperInputsError, match="have no person masks"):
+        PI.resolve("real", {"real_emdb_dir": str(root)}, ["real_emdb_dir"], mask_kind="mask")
+    spec = f"{__name__}:_halves_segmenter"
+    assert AM.main([str(root), "--segmenter", spec, "--split", "test"]) == {"written": 2, "skipped": 0}
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["masks"] == {"kind": "mask", "segmenter": spec, "splits": ["test"]}
+    for path in split_clip_paths(root, "test"):
+        clip = load_clip(path)
+        for t in (0, clip.n_frames - 1):
+            want = pick_person_mask(_halves_segmenter(clip.image(t)), clip.boxes[t], clip.image_size_hw)
+            assert want.any() and np.array_equal(clip.mask[t], want)
+    assert AM.main([str(root), "--segmenter", spec]) == {"written": 0, "skipped": 2}  # rerun: nothing redone
+    inp = PI.resolve("real", {"real_emdb_dir": str(root)}, ["real_emdb_dir"], mask_kind="mask")
+    item = CropDataset(inp["real_emdb_dir"], "test", mask_kind="mask")[0]
+    assert 0 < float(item["person_mask"].mean()) < 1
+    with pytest.raises(ValueError, match="cannot import"):
+        AM.load_segmenter("no_such_module_xyz:segment")
+    with pytest.raises(ValueError, match="expected 'ultralytics"):
+        AM.load_segmenter("just-a-name")
