@@ -37,6 +37,7 @@ import roma
 import torch
 
 from fasthmr_lib import io as fio
+from fasthmr_lib.body.smpl import GenderedBodies, normalize_gender
 from fasthmr_lib.data.records import Clip, save_clip
 
 FORMAT_VERSION = 1
@@ -186,12 +187,6 @@ def to_str(value: Any) -> str:
     return str(v)
 
 
-def normalize_gender(g: Any) -> str:
-    """'m'/'male' -> 'male', 'f'/'female' -> 'female', anything else -> 'neutral'."""
-    s = to_str(g).strip().lower()
-    return {"m": "male", "male": "male", "f": "female", "female": "female"}.get(s, "neutral")
-
-
 def sanitize_id(*parts: str) -> str:
     """A file-name-safe clip id from path-like parts (other characters -> '_', parts joined by '__')."""
     return "__".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", p).strip("_") for p in parts if p)
@@ -321,30 +316,9 @@ def resample_rotvecs(rv: np.ndarray, pos: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------ body models
 
 
-class BodyModels:
-    """SMPL-format body models per gender, loaded on first use through
-    :func:`fasthmr_lib.body.smpl.load_body_model`; a gender whose model file is absent (e.g. the
-    embedded model is neutral only) falls back to the neutral model (recorded in :attr:`fallbacks`)."""
-
-    def __init__(self, smpl_dir: str | os.PathLike | None = None):
-        self.smpl_dir = smpl_dir
-        self._models: dict[str, Any] = {}
-        self.fallbacks: set[str] = set()
-
-    def get(self, gender: str = "neutral") -> tuple[Any, str]:
-        """(SMPLBody, the gender actually used)."""
-        from fasthmr_lib.body.smpl import BodyModelNotFound, load_body_model
-
-        gender = normalize_gender(gender)
-        if gender not in self._models:
-            try:
-                self._models[gender] = (load_body_model(self.smpl_dir, gender).eval(), gender)
-            except BodyModelNotFound:
-                if gender == "neutral":
-                    raise
-                self.fallbacks.add(gender)
-                self._models[gender] = (self.get("neutral")[0], "neutral")
-        return self._models[gender]
+class BodyModels(GenderedBodies):
+    """:class:`~fasthmr_lib.body.smpl.GenderedBodies` (per-gender models, neutral fallback) plus what the
+    converters need: provenance (:meth:`info`), the rest pelvis and 2D annotation."""
 
     def info(self) -> dict[str, Any]:
         """Folder, model file and sha256 of the neutral model, and the genders that fell back to it."""

@@ -171,6 +171,13 @@ class PaperInputs:
 
         return load_body_model(self.paths.get("smpl_dir"), device=device)
 
+    def gt_bodies(self, device: str = "cpu") -> Any:
+        """Per-gender body models of the same folder for the ground truth (``evaluate(gt_bodies=...)``): 3DPW
+        and EMDB annotate gendered SMPL parameters; a missing gender model falls back to the neutral one."""
+        from .body.smpl import GenderedBodies
+
+        return GenderedBodies(self.paths.get("smpl_dir"), device=device)
+
     def load_model(self, kind: str, body: Any, device: str = "cpu") -> Any:
         """The released ``kind`` ('hmr2' or 'camerahmr') checkpoint as an :class:`HMR` in eval mode."""
         from .models.checkpoints import load_4dhumans, load_camerahmr

@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if a.out:
         with atomic_path(a.out) as tmp:
             df.round(2).to_csv(tmp, index=False)
-        write_json(a.out.with_name(a.out.stem + "_manifest.json"), manifest(vars(a) | {"out": str(a.out)}, seed=0))
+        write_json(
+            a.out.with_name(a.out.stem + "_manifest.json"), manifest(vars(a) | {"out": str(a.out)}, seed=0)
+        )
     return df
 
 

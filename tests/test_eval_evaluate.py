@@ -214,3 +214,34 @@ def test_wham_mesh_protocol_through_evaluate(fake_body, tmp_path, monkeypatch):
     monkeypatch.delenv("FASTHMR_H36M_REGRESSOR")
     with pytest.raises(FileNotFoundError, match=r"J_regressor_h36m\.npy"):
         evaluate(Oracle(ds, fake_body), ds, progress=False, protocol="wham_3dpw14")
+
+
+class GenderedFrames(Frames):
+    """Frames whose clip 1 is annotated with the male model (clip 0: neutral)."""
+
+    def __getitem__(self, i):
+        return {**super().__getitem__(i), "gender": "male" if i >= self.k else "neutral"}
+
+
+def test_gt_bodies_pose_each_item_with_its_gendered_model(tmp_path):
+    """evaluate(gt_bodies=...) builds each frame's GT with its gender's body model (WHAM's 3DPW / EMDB GT):
+    an oracle predicting with the male model scores 0 on the male clip only when the GT is gendered; a
+    missing gender model falls back to the neutral one."""
+    from conftest import fake_smpl_arrays, write_smpl_dir
+
+    from fasthmr_lib.body.smpl import GenderedBodies, load_body_model
+
+    d = write_smpl_dir(tmp_path / "smpl")
+    np.savez(d / "SMPL_MALE.npz", **fake_smpl_arrays(seed=1))
+    bodies = GenderedBodies(d)
+    neutral, male = bodies.get("neutral")[0], bodies.get("m")[0]
+    assert bodies.get("female") == (neutral, "neutral") and bodies.fallbacks == {"female"}
+    ds = GenderedFrames()
+    oracle_male = Oracle(ds, male)  # predicts the male body for every frame
+    plain = evaluate(oracle_male, ds, batch_size=3, progress=False, smpl=neutral)
+    gendered = evaluate(oracle_male, ds, batch_size=3, progress=False, smpl=neutral, gt_bodies=bodies)
+    on_male = gendered["clip_id"] == "clip1"
+    assert gendered.loc[on_male, "mpjpe"].max() < 1e-3 and gendered.loc[on_male, "pve"].max() < 1e-3
+    assert plain.loc[plain["clip_id"] == "clip1", "pve"].min() > 1.0  # neutral GT: the male mesh is off
+    assert gendered.loc[~on_male, "pve"].min() > 1.0  # neutral frames keep the neutral GT
+    assert load_body_model(d, "male").v_template.shape == male.v_template.shape

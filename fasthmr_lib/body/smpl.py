@@ -508,3 +508,37 @@ def load_body_model(
             source_dir=folder,
         )
     return body.to(device)
+
+
+def normalize_gender(g: object) -> str:
+    """'m'/'male' -> 'male', 'f'/'female' -> 'female', anything else -> 'neutral' (bytes are decoded)."""
+    if isinstance(g, bytes):
+        g = g.decode("utf-8", "replace")
+    s = str(g).strip().lower()
+    return {"m": "male", "male": "male", "f": "female", "female": "female"}.get(s, "neutral")
+
+
+class GenderedBodies:
+    """SMPL-format body models per gender from one folder, loaded on first use with :func:`load_body_model`;
+    a gender whose model file is absent (e.g. the embedded model is neutral only) falls back to the neutral
+    model (recorded in :attr:`fallbacks`). Ground truth of 3DPW / EMDB is posed with the subject's gendered
+    model (as their annotations and WHAM's evaluation do)."""
+
+    def __init__(self, smpl_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+        self.smpl_dir = smpl_dir
+        self.device = device
+        self._models: dict[str, tuple[SMPLBody, str]] = {}
+        self.fallbacks: set[str] = set()
+
+    def get(self, gender: str = "neutral") -> tuple[SMPLBody, str]:
+        """(body model, the gender actually used)."""
+        gender = normalize_gender(gender)
+        if gender not in self._models:
+            try:
+                self._models[gender] = (load_body_model(self.smpl_dir, gender, self.device).eval(), gender)
+            except BodyModelNotFound:
+                if gender == "neutral":
+                    raise
+                self.fallbacks.add(gender)
+                self._models[gender] = (self.get("neutral")[0], "neutral")
+        return self._models[gender]

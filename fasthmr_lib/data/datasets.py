@@ -130,6 +130,7 @@ class CropDataset(Dataset):
             "transl": torch.from_numpy(np.asarray(c.transl[t], np.float32)),
             "joints2d": torch.from_numpy(cr["keypoints"]),
             "clip_id": c.clip_id,
+            "gender": c.gender,
             "frame": int(t),
             "occlusion": torch.tensor(float(c.occlusion[t])),
             "crop_center": torch.from_numpy(center),
@@ -186,11 +187,12 @@ class ClipDataset(Dataset):
 
     def poses(self, i: int) -> dict[str, np.ndarray]:
         """Motion of clip ``i``: ``pose`` (T,72) axis-angle (camera-frame global orient first),
-        ``betas`` (T,10), ``transl`` (T,3), ``fps``."""
+        ``betas`` (T,10), ``transl`` (T,3), ``fps``, ``gender`` (the subject's body model)."""
         c = load_clip(self.paths[i], keys=("global_orient", "body_pose", "betas", "transl"))
         return {
             "pose": np.concatenate([c.global_orient, c.body_pose], 1),
             "betas": c.betas,
             "transl": c.transl,
             "fps": np.float32(c.fps),
+            "gender": c.gender,
         }

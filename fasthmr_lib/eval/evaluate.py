@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..body.smpl import GenderedBodies
 from ..config import ModelConfig
 from ..models.camera import CropCamera, convention_of
 from ..models.losses import gt_body
@@ -105,6 +106,23 @@ def call_model(model: nn.Module, batch: dict[str, Any], use_mask: bool) -> dict[
     return model(batch["img"], **kw)
 
 
+def _gt_body(smpl: nn.Module, batch: dict[str, Any], gt_bodies: GenderedBodies | None) -> dict[str, Tensor]:
+    """GT body of a batch: posed by ``smpl``, or with ``gt_bodies`` by each item's ``gender`` model (3DPW /
+    EMDB annotations are gendered SMPL parameters; WHAM's evaluation poses them with the gendered model)."""
+    genders = batch.get("gender")
+    if gt_bodies is None or genders is None:
+        return gt_body(smpl, batch)
+    genders = [str(g) for g in genders]
+    out: dict[str, Tensor] = {}
+    for g in sorted(set(genders)):
+        idx = torch.tensor([i for i, x in enumerate(genders) if x == g], device=batch["betas"].device)
+        sub = {k: batch[k][idx] for k in ("global_orient", "body_pose", "betas")}
+        body = gt_bodies.get(g)[0].to(batch["betas"].device)
+        for k, v in gt_body(body, sub).items():
+            out.setdefault(k, v.new_zeros((len(genders), *v.shape[1:])))[idx] = v
+    return out
+
+
 def _frame_errors(
     out: dict[str, Any],
     batch: dict[str, Tensor],
@@ -112,9 +130,10 @@ def _frame_errors(
     protocol: M.Protocol,
     per_joint: bool,
     h36m_regressor: Tensor | None = None,
+    gt_bodies: GenderedBodies | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Per-frame metrics of one batch + aligned protocol joints (pred, gt) for Accel."""
-    gt = gt_body(smpl, batch)
+    gt = _gt_body(smpl, batch, gt_bodies)
     gt_j = None if protocol.joints_key is None else gt[protocol.joints_key].float()
     pj = _pred_joints(out, smpl, protocol)
     pv, gv = out["vertices"].float(), gt["vertices"].float()
@@ -156,6 +175,7 @@ def evaluate_batches(
     total: int | None = None,
     split: str | None = None,
     h36m_regressor: str | Path | Any | None = None,
+    gt_bodies: GenderedBodies | None = None,
 ) -> pd.DataFrame:
     """Like :func:`evaluate` over already-collated batches (dicts of tensors / lists)."""
     pr = M.get_protocol(protocol)
@@ -171,7 +191,7 @@ def evaluate_batches(
     for batch in tqdm(batches, total=total, desc="evaluate", disable=not progress):
         b = {k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in batch.items()}
         out = call_model(model, b, use_mask)
-        res, pa, ga = _frame_errors(out, b, body, pr, per_joint, reg)
+        res, pa, ga = _frame_errors(out, b, body, pr, per_joint, reg, gt_bodies)
         n = len(res["mpjpe"])
         part: dict[str, Any] = {
             "clip_id": [str(c) for c in b["clip_id"]] if "clip_id" in b else [""] * n,
@@ -218,6 +238,7 @@ def evaluate(
     num_workers: int = 0,
     split: str | None = None,
     h36m_regressor: str | Path | Any | None = None,
+    gt_bodies: GenderedBodies | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``model`` on every frame of ``dataset`` (CropDataset items).
 
@@ -232,7 +253,9 @@ def evaluate(
     (CameraHMR-convention models: where the full-image focal length came from, ``record_K`` for
     CropDataset items) and, with
     ``per_joint=True``, ``joint_00..`` per-joint errors in mm. ``person_mask`` is passed to the model
-    when ``use_mask`` (needed by Mask-ToMe-patched models).
+    when ``use_mask`` (needed by Mask-ToMe-patched models). ``gt_bodies``
+    (:class:`~fasthmr_lib.body.smpl.GenderedBodies`): pose each item's GT with its ``gender``'s body model
+    (real 3DPW / EMDB records; WHAM does) instead of the model's own (neutral) one.
     """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     return evaluate_batches(
@@ -247,6 +270,7 @@ def evaluate(
         total=len(loader),
         split=split if split is not None else getattr(dataset, "split", None),
         h36m_regressor=h36m_regressor,
+        gt_bodies=gt_bodies,
     )
 
 

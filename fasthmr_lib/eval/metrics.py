@@ -28,8 +28,8 @@ the clip's evaluated frames in frame order without checking for gaps, dropping t
 second differences (WHAM ``compute_error_accel(...)[1:-1]``). The other protocols use only frames whose
 two neighbours are the adjacent frames of the same clip.
 WHAM builds the GT mesh of 3DPW / EMDB with the subject's **gendered** SMPL; ``evaluate_poses`` takes a
-``gt_smpl`` (one or per clip) for that, but the records store no gender, so the notebooks and
-``evaluate`` pose the GT with the prediction's body model: a known deviation.
+``gt_smpl`` (one or per clip) for that, and ``evaluate`` / ``pipeline.evaluate_clips`` a ``gt_bodies``
+(:class:`~fasthmr_lib.body.smpl.GenderedBodies`) that poses each item with its record's ``gender``.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ def evaluate_clips(
     seed: int = 0,
     progress: bool = False,
     h36m_regressor: Any = None,
+    gt_bodies: Any = None,
 ) -> pd.DataFrame:
     """Per-frame errors of ``model`` on the clips of a frame dataset.
 
@@ -65,7 +66,9 @@ def evaluate_clips(
     per-frame head's θ) and, when the model has a decoder and ``decode``, ``method="decoder"`` (θ from the
     one-step decoder over the clip, β from the head). Columns: clip_id, frame, method, mpjpe, pa_mpjpe, pve
     (mm), accel (mm/frame², NaN at clip ends), accel_ms2 (m/s² at 30 fps). ``h36m_regressor``: path or
-    (17, V) array for ``protocol="wham_3dpw14"`` (default: ``FASTHMR_H36M_REGRESSOR``)."""
+    (17, V) array for ``protocol="wham_3dpw14"`` (default: ``FASTHMR_H36M_REGRESSOR``). ``gt_bodies``
+    (:class:`~fasthmr_lib.body.smpl.GenderedBodies`): pose each clip's GT with its ``gender``'s model (``gt``
+    entries from :func:`clip_ground_truth` carry it), as WHAM does for 3DPW / EMDB."""
     from ..diffusion.training import extract_head_tokens
     from .metrics import evaluate_poses
 
@@ -81,7 +84,9 @@ def evaluate_clips(
     }
     body = model.smpl if torch.device(device).type == "cpu" else copy.deepcopy(model.smpl).cpu()
     head = {c: {"rotmat": torch.as_tensor(v["rotmat"]), "betas": v["betas"]} for c, v in tok.items()}
-    kw = {"protocol": protocol, "h36m_regressor": h36m_regressor}
+    kw: dict[str, Any] = {"protocol": protocol, "h36m_regressor": h36m_regressor}
+    if gt_bodies is not None:
+        kw["gt_smpl"] = {c: gt_bodies.get(str(gt[c].get("gender", "neutral")))[0].cpu() for c in tok}
     out = [evaluate_poses(body, head, g, method="head", **kw)]
     if decode and model.decoder is not None:
         dec = {
