@@ -511,7 +511,10 @@ def load_body_model(
 
 
 def normalize_gender(g: object) -> str:
-    """'m'/'male' -> 'male', 'f'/'female' -> 'female', anything else -> 'neutral' (bytes are decoded)."""
+    """'m'/'male' -> 'male', 'f'/'female' -> 'female', anything else -> 'neutral' (bytes are decoded, a
+    numpy array gives its first element, as pickled dataset fields hold them)."""
+    if isinstance(g, np.ndarray):
+        g = g.reshape(-1)[0] if g.size else ""
     if isinstance(g, bytes):
         g = g.decode("utf-8", "replace")
     s = str(g).strip().lower()
