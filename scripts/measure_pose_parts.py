@@ -14,6 +14,7 @@ constant (issue 16: the camera-frame 3D keypoint loss bends the body towards a w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,33 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from fasthmr_lib.body.smpl import load_body_model
+from fasthmr_lib.config import get_preset
 from fasthmr_lib.data.datasets import CropDataset, world_root
 from fasthmr_lib.eval import evaluate as ev
 from fasthmr_lib.eval import metrics as M
 from fasthmr_lib.io import atomic_path, manifest, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
+from fasthmr_lib.models.hmr import build_model
 from fasthmr_lib.models.losses import gt_body
+
+
+def load_model(checkpoint: str, body: torch.nn.Module) -> torch.nn.Module:
+    """A checkpoint folder (``save_checkpoint``) or a training run's ``train_state.pt`` (our own file: its
+    recipe names the preset and stem, e.g. the learnability proxy's runs under ``data/learnability/``)."""
+    if Path(checkpoint).is_dir():
+        return load_checkpoint(checkpoint, smpl=body).eval()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    mcfg = get_preset(state["config"]["preset"])
+    if state["config"].get("stem"):
+        mcfg = mcfg.replace(vit=dataclasses.replace(mcfg.vit, stem=state["config"]["stem"]))
+    model = build_model(mcfg, smpl=body)
+    model.load_state_dict(state["model"])
+    return model.eval()
 
 
 def measure(checkpoint: str, world: str, split: str, frames: int, batch: int = 16) -> pd.DataFrame:
     body = load_body_model()
-    model = load_checkpoint(checkpoint, smpl=body).eval()
+    model = load_model(checkpoint, body)
     mean = ev.MeanPoseModel.from_clips(body, world_root("default"), "train")
     ds = CropDataset(world_root(world), split)
     idx = np.linspace(0, len(ds) - 1, min(frames, len(ds))).astype(int)
@@ -70,7 +87,7 @@ def measure(checkpoint: str, world: str, split: str, frames: int, batch: int = 1
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", default="checkpoints/small")
+    ap.add_argument("--checkpoint", default="checkpoints/small", help="checkpoint folder or a train_state.pt")
     ap.add_argument("--world", default="default")
     ap.add_argument("--split", default="test")
     ap.add_argument("--frames", type=int, default=320)
