@@ -102,3 +102,27 @@ def test_body_frame_keypoints_ignore_the_facing_direction_and_see_the_body_pose(
         ),
         rel=1e-4,
     )
+
+
+def test_orientation_only_keypoints_move_the_facing_direction_not_the_body(fake_body):
+    """keypoints_3d_orient equals the camera-frame keypoint L1 in value, but its gradient reaches only the
+    global orientation: the body-pose rotations get none."""
+    import roma
+
+    ds = FakeCrops(fake_body, n=4)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    gt_pose = torch.cat([batch["global_orient"], batch["body_pose"]], -1)
+    gt = fake_body.from_axis_angle(gt_pose, batch["betas"])
+    pose = (
+        gt_pose + 0.3 * torch.randn(gt_pose.shape, generator=torch.Generator().manual_seed(0))
+    ).requires_grad_()
+    rot = roma.rotvec_to_rotmat(pose.view(4, 24, 3))
+    j = fake_body(rot[:, :1], rot[:, 1:], batch["betas"])["joints44"]
+    p6 = torch.cat([rot[..., 0], rot[..., 1]], -1).reshape(4, 144)
+    out = {"rotmat": rot, "pose6d": p6, "betas": batch["betas"], "joints3d": j, "joints2d": j[..., :2]}
+    losses = compute_losses(out, batch, gt["joints44"], LossWeights(keypoints_3d_orient=1.0))
+    assert losses["keypoints_3d_orient"].item() == pytest.approx(losses["keypoints_3d"].item(), rel=1e-4)
+    (g,) = torch.autograd.grad(losses["keypoints_3d_orient"], pose, retain_graph=True)
+    assert g[:, :3].abs().sum() > 1e-3 and g[:, 3:].abs().max() < 1e-6
+    (g_cam,) = torch.autograd.grad(losses["keypoints_3d"], pose)
+    assert g_cam[:, 3:].abs().max() > 1e-3  # HMR2.0's term does bend the body

@@ -67,6 +67,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "3D keypoint loss in each body's own frame, not the camera frame (facing errors don't bend the body)",
         {"loss_weights": {"keypoints_3d": 0.0, "keypoints_3d_body": 0.05}},
     ),
+    "kp3d_split": (
+        "3D keypoints split: body-frame term for the body, camera-frame term for the facing direction only",
+        {"loss_weights": {"keypoints_3d": 0.0, "keypoints_3d_body": 0.05, "keypoints_3d_orient": 0.05}},
+    ),
     "kp3d_body_add": (
         "+ body-frame 3D keypoint loss beside HMR2.0's camera-frame one (weight 0.05 each)",
         {"loss_weights": {"keypoints_3d_body": 0.05}},

@@ -33,6 +33,9 @@ class LossWeights:
     dense_parts: float = 0.0
     # Not in HMR2.0: L1 on the 44 pelvis-relative 3D keypoints in each body's own frame (see compute_losses).
     keypoints_3d_body: float = 0.0
+    # Not in HMR2.0: the camera-frame 3D keypoint L1 with the body's own joints held fixed, so its gradient
+    # reaches the global orientation only (see compute_losses).
+    keypoints_3d_orient: float = 0.0
 
 
 HMR2_LOSS_WEIGHTS = LossWeights()  # the default of every ``weights`` argument
@@ -75,7 +78,12 @@ def compute_losses(
     # global orientation rotates the whole posed body about its root, so these depend on body pose and
     # shape only: a wrong facing direction no longer pushes the body pose to bend the joints towards the
     # camera-frame GT (measured on the shipped small: its body pose is worse than the mean pose, README).
-    l3d_body = (_body_frame(pred3d, rot[:, 0]) - _body_frame(gt3d, gt_rot[:, 0])).abs().sum(dim=(1, 2)).mean()
+    pred_body = _body_frame(pred3d, rot[:, 0])
+    l3d_body = (pred_body - _body_frame(gt3d, gt_rot[:, 0])).abs().sum(dim=(1, 2)).mean()
+    # Orientation-only 3D keypoints (ours): R_go (R_go^T (J - J_pelvis)) with the body-frame joints detached,
+    # i.e. HMR2.0's camera-frame term whose gradient reaches the facing direction but never the body pose.
+    pred_orient = torch.einsum("bij,bkj->bki", rot[:, 0], pred_body.detach())
+    l3d_orient = (pred_orient - gt3d).abs().sum(dim=(1, 2)).mean()
     kp = batch["joints2d"]
     vis = kp[..., 2:3]
     l2d = (vis * (out["joints2d"].float() - kp[..., :2]).abs()).sum(dim=(1, 2)).mean()
@@ -97,6 +105,7 @@ def compute_losses(
         + w.betas * lbe
         + w.rot6d_norm * lnorm
         + w.keypoints_3d_body * l3d_body
+        + w.keypoints_3d_orient * l3d_orient
     )
     return {
         "total": total,
@@ -107,4 +116,5 @@ def compute_losses(
         "betas": lbe,
         "rot6d_norm": lnorm,
         "keypoints_3d_body": l3d_body,
+        "keypoints_3d_orient": l3d_orient,
     }

@@ -51,7 +51,7 @@ from .recipe import TrainConfig, training_command
 STATE_FILE = "train_state.pt"
 LOSS_CURVE_TERMS = (
     "total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm", "dense_parts",
-    "keypoints_3d_body",
+    "keypoints_3d_body", "keypoints_3d_orient",
 )  # fmt: skip
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
