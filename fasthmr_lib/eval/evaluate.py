@@ -137,9 +137,7 @@ def _frame_errors(
     gt_j = None if protocol.joints_key is None else gt[protocol.joints_key].float()
     pj = _pred_joints(out, smpl, protocol)
     pv, gv = out["vertices"].float(), gt["vertices"].float()
-    res = M.evaluate_frames(pj, gt_j, protocol, pv, gv, h36m_regressor=h36m_regressor)
-    pa, _ = M.protocol_joints(pj, protocol, pv, h36m_regressor)
-    ga, _ = M.protocol_joints(gt_j, protocol, gv, h36m_regressor)
+    res, pa, ga = M.frame_errors(pj, gt_j, protocol, pv, gv, h36m_regressor)
     if per_joint:
         err = (torch.linalg.norm(pa - ga, dim=-1) * 1000.0).cpu().numpy()
         for k in range(err.shape[1]):

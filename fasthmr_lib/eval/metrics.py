@@ -314,6 +314,20 @@ def evaluate_frames(
     metres, shifted by the same root as the joints (WHAM ``batch_align_by_pelvis``: the pelvis of each
     mesh's own joints). ``h36m_regressor``: for ``wham_3dpw14`` (see :func:`load_h36m_regressor`).
     Returns numpy arrays of shape (B,)."""
+    return frame_errors(pred_joints, gt_joints, protocol, pred_vertices, gt_vertices, h36m_regressor)[0]
+
+
+def frame_errors(
+    pred_joints: ArrayLike | None,
+    gt_joints: ArrayLike | None,
+    protocol: str | Protocol = "3dpw14",
+    pred_vertices: ArrayLike | None = None,
+    gt_vertices: ArrayLike | None = None,
+    h36m_regressor: str | Path | ArrayLike | None = None,
+) -> tuple[dict[str, np.ndarray], Tensor, Tensor]:
+    """:func:`evaluate_frames`' metrics plus the root-aligned protocol joints they were computed on,
+    (pred (B, N, 3), gt (B, N, 3)) metres — what Accel is taken on, so callers need not select (or, for
+    mesh protocols, regress) the joints a second time."""
     pr = get_protocol(protocol)
     if (pred_vertices is None) != (gt_vertices is None):
         raise ValueError("evaluate_frames: give both pred_vertices and gt_vertices, or neither")
@@ -327,7 +341,7 @@ def evaluate_frames(
         pv = _t(pred_vertices) - pr_root.to(_t(pred_vertices).dtype)
         gv = _t(gt_vertices) - gt_root.to(_t(gt_vertices).dtype)
         out["pve"] = _t(pve(pv, gv)).detach().cpu().numpy()
-    return out
+    return out, pj, gj
 
 
 def clip_accel(
@@ -408,11 +422,11 @@ def evaluate_poses(
             pjk = None if key is None else op[key].float()
             gjk = None if key is None else og[key].float()
             pv, gv = op["vertices"].float(), og["vertices"].float()
-            r = evaluate_frames(pjk, gjk, pr, pv, gv, h36m_regressor=reg)
+            r, pa, ga = frame_errors(pjk, gjk, pr, pv, gv, reg)
             for k in res:
                 res[k].append(r[k])
-            pj_all.append(protocol_joints(pjk, pr, pv, reg)[0])
-            gj_all.append(protocol_joints(gjk, pr, gv, reg)[0])
+            pj_all.append(pa)
+            gj_all.append(ga)
         df = pd.DataFrame({k: np.concatenate(v) for k, v in res.items()})
         df.insert(0, "method", method)
         df.insert(0, "frame", np.arange(T))
