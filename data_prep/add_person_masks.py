@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fasthmr_lib import io as fio
+from fasthmr_lib.data.crops import box_mask
 from fasthmr_lib.data.records import load_clip, read_meta, save_clip, split_clip_paths
 
 Segmenter = Callable[[np.ndarray], np.ndarray]  # (H,W,3) uint8 RGB -> (N,H,W) bool instance masks
@@ -50,12 +51,7 @@ def pick_person_mask(instances: np.ndarray, box: Sequence[float], shape: tuple[i
         return out
     if inst.ndim != 3 or inst.shape[1:] != (H, W):
         raise ValueError(f"segmenter masks: expected (N, {H}, {W}) bool, got {inst.shape}")
-    x1, y1, x2, y2 = (float(v) for v in box)
-    boxm = np.zeros((H, W), bool)
-    boxm[
-        max(int(np.floor(y1)), 0) : max(int(np.ceil(y2)), 0),
-        max(int(np.floor(x1)), 0) : max(int(np.ceil(x2)), 0),
-    ] = True
+    boxm = box_mask(np.asarray(box), (H, W))
     inter = (inst & boxm).reshape(len(inst), -1).sum(1)
     union = (inst | boxm).reshape(len(inst), -1).sum(1)
     iou = inter / np.maximum(union, 1)
