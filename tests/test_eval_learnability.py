@@ -28,6 +28,20 @@ def test_variants_change_one_lever_and_scale_with_the_budget():
         L.main(["--variants", "base", "nope"])
 
 
+def test_fine_tune_variants_share_one_recipe_and_change_one_term():
+    ctrl = L.variant_config("ft_control")
+    assert ctrl.lr < L.BASE.lr
+    assert ctrl.loss_weights.keypoints_3d == 0 and ctrl.loss_weights.keypoints_3d_body > 0
+    for name, changed in (("ft_orient_w", {"global_orient"}), ("ft_kp3d_orient", {"keypoints_3d_orient"}),
+                          ("ft_orient_both", {"global_orient", "keypoints_3d_orient"})):  # fmt: skip
+        cfg = L.variant_config(name, init_from="ckpt")
+        assert cfg.init_from == "ckpt"
+        moved = {f.name for f in dataclasses.fields(cfg.loss_weights)
+                 if getattr(cfg.loss_weights, f.name) != getattr(ctrl.loss_weights, f.name)}  # fmt: skip
+        assert moved == changed, name
+        assert dataclasses.replace(cfg, loss_weights=ctrl.loss_weights, init_from="") == ctrl
+
+
 def test_rows_are_appended_and_a_rerun_replaces_its_row(tmp_path):
     row = {"variant": "a", "steps": 10, "batch": 2, "seed": 0, "mpjpe_mm": 300.0, "pa_mpjpe_mm": 120.0,
            "orient_median_deg": 80.0, "mean_pose_mpjpe_mm": 330.0, "mean_pose_pa_mpjpe_mm": 90.0,
@@ -40,6 +54,9 @@ def test_rows_are_appended_and_a_rerun_replaces_its_row(tmp_path):
     assert list(pd.read_csv(csv)["mpjpe_mm"]) == [200.0, 250.0]  # what is on disk
     L.append_row({**row, "steps": 20}, csv)  # another budget: a new row
     assert len(pd.read_csv(csv)) == 3
+    L.append_row({**row, "init_from": "data/x"}, csv)  # a fine-tune from a checkpoint: a new row
+    df = L.append_row({**row, "init_from": "data/x", "mpjpe_mm": 100.0}, csv)  # ... which a rerun replaces
+    assert len(df) == 4 and df["mpjpe_mm"].iloc[-1] == 100.0 and df["mpjpe_mm"].iloc[1] == 250.0
     L.plot(pd.read_csv(csv), tmp_path / "d" / "fig.png")
     assert (tmp_path / "d" / "fig.png").stat().st_size > 10_000
 

@@ -47,6 +47,19 @@ BASE = TrainConfig(
     loss_weights=LossWeights(global_orient=0.02, body_pose=0.005),
 )
 
+# The fine-tune proxies' common recipe: stage 3 of the shipped small (README) at a lower learning rate.
+FT: dict[str, Any] = {
+    "lr": 1e-4,
+    "warmup": 10,
+    "loss_weights": {"keypoints_3d": 0.0, "keypoints_3d_body": 0.05, "dense_parts": 0.5},
+}
+
+
+def _ft(**weights: float) -> dict[str, Any]:
+    """:data:`FT` with these loss weights changed."""
+    return FT | {"loss_weights": FT["loss_weights"] | weights}
+
+
 # variant name -> (what it changes, TrainConfig overrides; "loss_weights" entries update BASE's weights)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("the shipped recipe (HMR2.0 losses, orientation/pose weights raised)", {}),
@@ -85,6 +98,21 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"loss_weights": {"dense_parts": 0.5}, "lr": 5e-4},
     ),
     "bf16": ("bf16 autocast instead of fp32 (fast only with bf16 matrix units)", {"precision": "bf16"}),
+    # Fine-tune proxies (``--init-from`` a body-frame-trained checkpoint, e.g. stage 3 of the shipped small):
+    # its body pose beats the mean pose, its facing direction (yaw) does not; which term teaches the yaw?
+    "ft_control": ("fine-tune: stage 3's recipe continued (body-frame 3D keypoints, dense head)", FT),
+    "ft_orient_w": (
+        "fine-tune: global-orientation rotation loss weight 10x (0.02 -> 0.2)",
+        _ft(global_orient=0.2),
+    ),
+    "ft_kp3d_orient": (
+        "fine-tune: + camera-frame 3D keypoints whose gradient reaches the facing direction only",
+        _ft(keypoints_3d_orient=0.05),
+    ),
+    "ft_orient_both": (
+        "fine-tune: rotation loss weight 10x + orientation-only camera-frame 3D keypoints",
+        _ft(global_orient=0.2, keypoints_3d_orient=0.05),
+    ),
 }
 
 
@@ -154,16 +182,18 @@ def run_variant(
     runs_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    probe_frames: int = 1024,
     **budget: Any,
 ) -> dict[str, Any]:
     """Train variant ``name`` at ``budget`` (TrainConfig fields) and score it; returns its table row."""
     cfg = variant_config(name, **budget)
     out = Path(runs_dir) if runs_dir is not None else data_dir() / "learnability"
-    out = out / f"{name}_s{cfg.steps}_b{cfg.batch}_seed{cfg.seed}"
+    init = f"_from-{Path(cfg.init_from).name}" if cfg.init_from else ""
+    out = out / f"{name}_s{cfg.steps}_b{cfg.batch}_seed{cfg.seed}{init}"
     t0 = time.perf_counter()
     res = train(cfg, out, resume=resume, progress=progress, final_save=False)
     train_s = res.wall_s
-    metrics = score(res.model, eval_world, device=cfg.device, progress=progress)
+    metrics = score(res.model, eval_world, device=cfg.device, progress=progress, probe_frames=probe_frames)
     h = res.history
     return {
         "variant": name,
@@ -173,6 +203,7 @@ def run_variant(
         "seed": cfg.seed,
         "train_world": cfg.world,
         "eval_world": eval_world,
+        "init_from": cfg.init_from or "",
         **metrics,
         "final_orient_loss": _tail_mean(h, "global_orient"),
         "final_kp3d_loss": _tail_mean(h, "keypoints_3d"),
@@ -185,7 +216,7 @@ def run_variant(
 
 
 def append_row(row: dict[str, Any], csv_path: str | Path) -> pd.DataFrame:
-    """Add ``row`` to the CSV (replacing a row of the same variant, steps, batch and seed); atomic."""
+    """Add ``row`` to the CSV (replacing a row of the same variant, steps, batch, seed and init); atomic."""
     path = Path(csv_path)
     df = pd.read_csv(path) if path.exists() else pd.DataFrame()
     if len(df):
@@ -194,6 +225,7 @@ def append_row(row: dict[str, Any], csv_path: str | Path) -> pd.DataFrame:
             & (df["steps"] == row["steps"])
             & (df["batch"] == row["batch"])
             & (df["seed"] == row["seed"])
+            & (df.get("init_from", pd.Series("", index=df.index)).fillna("") == row.get("init_from", ""))
         )
         df = df[~same]
     df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
@@ -248,6 +280,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--device", default=BASE.device)
     ap.add_argument("--out", type=Path, default=results_dir() / "diagnostics")
     ap.add_argument("--resume", action="store_true", help="continue interrupted runs")
+    ap.add_argument("--init-from", default="", help="checkpoint folder to fine-tune from (the ft_* variants)")
+    ap.add_argument(
+        "--probe-frames", type=int, default=1024, help="train crops for the facing probes (0 = no probes)"
+    )
     a = ap.parse_args(argv)
     unknown = [v for v in a.variants if v not in VARIANTS]
     if unknown:
@@ -256,7 +292,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for v in a.variants:
         row = run_variant(
             v, eval_world=a.eval_world, resume=a.resume, steps=a.steps, batch=a.batch, seed=a.seed,
-            world=a.world, device=a.device,
+            world=a.world, device=a.device, init_from=a.init_from, probe_frames=a.probe_frames,
         )  # fmt: skip
         df = append_row(row, a.out / CSV_NAME)
         import matplotlib.pyplot as plt
