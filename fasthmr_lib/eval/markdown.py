@@ -40,9 +40,14 @@ _MD_SCALE = {"macs_per_image.all": 1e-9, "params.total": 1e-6}  # shown in G / M
 def md_header(col: str) -> str:
     """Markdown header with units for a CSV column name: ``mpjpe`` -> ``MPJPE (mm)``, ``paper_accel`` ->
     ``paper Accel (m/s²)``, ``3dpw_mpjpe`` (paper Table 1) -> ``3DPW MPJPE (mm)``, ``tau_mm`` ->
-    ``tau (mm)``, ``median_deg`` -> ``median (°)``; names without a known unit are returned unchanged."""
+    ``tau (mm)``, ``median_deg`` -> ``median (°)``, ``mpjpe_pm`` -> ``MPJPE (mm), mean ± std``; names
+    without a known unit are returned unchanged."""
     if col in _METRIC_NAMES:
         return _METRIC_NAMES[col]
+    for suffix, what in (("_pm", "mean ± std"), ("_std", "std")):  # seeded tables (eval.decoder_ablations)
+        base = col.removesuffix(suffix)
+        if base != col and md_header(base) != base:
+            return f"{md_header(base)}, {what}"
     ds, _, rest = col.partition("_")
     if ds in _DATASETS and rest in _METRIC_NAMES:  # the paper's Table 1 columns: 3dpw_mpjpe, emdb_accel
         return f"{ds.upper()} {_PAPER_ACCEL if rest == 'accel' else _METRIC_NAMES[rest]}"

@@ -389,6 +389,8 @@ def evaluate_poses(
     chunk: int = 256,
     h36m_regressor: str | Path | ArrayLike | None = None,
     gt_smpl: nn.Module | Mapping[str, nn.Module] | None = None,
+    per_joint: bool = False,
+    orientation: bool = False,
 ) -> pd.DataFrame:
     """Per-frame MPJPE / PA-MPJPE / PVE (mm) and Accel (``accel`` mm/frame², ``accel_ms2`` m/s² at
     :data:`EVAL_FPS`; NaN where :func:`clip_accel` leaves it undefined) of predicted clips.
@@ -397,7 +399,10 @@ def evaluate_poses(
     (global orient first), ``betas`` (T,10). Both are posed without translation and root-aligned by the
     protocol (:func:`evaluate_frames`); ``h36m_regressor`` for ``wham_3dpw14`` (:func:`load_h36m_regressor`).
     ``gt_smpl``: the body model posing the GT (one, or one per clip id: WHAM uses the subject's gendered
-    SMPL); default ``smpl``. Returns rows clip_id, frame, method, mpjpe, pa_mpjpe, pve, accel, accel_ms2."""
+    SMPL); default ``smpl``. Returns rows clip_id, frame, method, mpjpe, pa_mpjpe, pve, accel, accel_ms2; with
+    ``per_joint`` also ``joint_00..`` (each protocol joint's error after root alignment, mm; their mean is
+    ``mpjpe``), with ``orientation`` also ``orient_deg`` (:func:`orientation_error` of the global orientation,
+    degrees)."""
     rows = []
     pr = get_protocol(protocol)
     reg = None
@@ -428,10 +433,18 @@ def evaluate_poses(
             pj_all.append(pa)
             gj_all.append(ga)
         df = pd.DataFrame({k: np.concatenate(v) for k, v in res.items()})
+        pj_cat, gj_cat = torch.cat(pj_all), torch.cat(gj_all)
+        if per_joint:
+            err = (torch.linalg.norm(pj_cat - gj_cat, dim=-1) * 1000.0).cpu().numpy()
+            df = pd.concat(
+                [df, pd.DataFrame(err, columns=[f"joint_{k:02d}" for k in range(err.shape[1])])], axis=1
+            )
+        if orientation:
+            df["orient_deg"] = np.asarray(orientation_error(R[:, 0], Rg[:, 0]))
         df.insert(0, "method", method)
         df.insert(0, "frame", np.arange(T))
         df.insert(0, "clip_id", cid)
-        df["accel"] = clip_accel(torch.cat(pj_all), torch.cat(gj_all), np.arange(T), pr)
+        df["accel"] = clip_accel(pj_cat, gj_cat, np.arange(T), pr)
         df["accel_ms2"] = accel_ms2(df["accel"].to_numpy())
         rows.append(df)
     return pd.concat(rows, ignore_index=True)

@@ -56,3 +56,41 @@ def plot_error_over_time(
     fig.tight_layout()
     save_matplotlib(fig, path, dpi=90, tight=False)
     return fig
+
+
+def plot_accuracy_loss(
+    summary: pd.DataFrame,
+    per_joint: pd.DataFrame,
+    path: str | Path | None = None,
+    metrics: tuple[str, ...] = ("mpjpe", "pa_mpjpe", "orient_deg"),
+) -> Any:
+    """Where the decoder loses accuracy (``eval.decoder_analysis.accuracy_loss_tables``): one bar panel per
+    metric (one bar per stage, floor first) and a heatmap of the per-joint MPJPE (mm, stage x joint).
+    Returns the matplotlib Figure."""
+    from matplotlib.figure import Figure
+
+    stages = list(summary["stage"])
+    fig = Figure(figsize=(3.6 * len(metrics) + 6.5, 3.4))
+    axes = fig.subplots(1, len(metrics) + 1, gridspec_kw={"width_ratios": [1] * len(metrics) + [2.2]})
+    for ax, m in zip(axes, metrics):
+        vals = summary[m].to_numpy(float)
+        ax.barh(range(len(stages)), vals, color="tab:blue")
+        for i, v in enumerate(vals):
+            ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
+        ax.set_yticks(range(len(stages)), stages if ax is axes[0] else [""] * len(stages), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(
+            "orientation error (deg)" if m == "orient_deg" else f"{m.upper().replace('_', '-')} (mm)"
+        )
+        ax.grid(alpha=0.3, axis="x")
+    grid = per_joint.pivot(index="stage", columns="joint_index", values="mpjpe_mm").reindex(stages)
+    names = per_joint.drop_duplicates("joint_index").sort_values("joint_index")["joint"].tolist()
+    ax = axes[-1]
+    im = ax.imshow(grid.to_numpy(float), aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(stages)), [""] * len(stages))
+    ax.set_title("per-joint MPJPE (mm)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    save_matplotlib(fig, path, dpi=90, tight=False)
+    return fig
