@@ -189,3 +189,16 @@ def test_notebook04_tiny_writes_accuracy_loss_and_seeded_tables(tmp_path):
     orders = pd.read_csv(tables / "04_ablation_orderings_tiny_tiny.csv")
     assert set(orders.table) == {"Table 5 (objective)", "Table 3 (latent size)", "Table 7 (representation)"}
     assert (tables / "04_ablations_per_seed_tiny_tiny.csv").is_file()
+
+
+def test_notebook05_reader_carries_the_seed_spread(tmp_path):
+    from fasthmr_lib.eval import tables as T
+
+    per = pd.DataFrame({"objective": ["v", "v", "eps", "eps"], "seed": [0, 1, 0, 1],
+                        "mpjpe": [60.0, 62.0, 90, 94], "pa_mpjpe": [40.0, 40.0, 70.0, 72.0]})  # fmt: skip
+    agg = DAB.aggregate_seeds(per, "objective", ["pa_mpjpe", "mpjpe"]).assign(paper_mpjpe=[62.5, 181.8])
+    agg.to_csv(tmp_path / "04_table5_objective_tiny_tiny.csv", index=False)
+    d = T.decoder_ablations(T.load_inputs(tmp_path, T.expected_inputs("tiny", "tiny_tiny")))
+    r = d[(d.setting == "eps") & (d.metric == "mpjpe")].iloc[0]
+    assert r.ours == 92.0 and r.ours_std == pytest.approx(math.sqrt(8.0)) and r.n_seeds == 2
+    assert r.paper == 181.8

@@ -477,9 +477,15 @@ def cpu_lever_table(bench_rows: Sequence[Mapping[str, Any]], summary: pd.DataFra
     return pd.DataFrame(rows)
 
 
+def _seed_spread(row: pd.Series, metric: str) -> dict[str, float]:
+    """``ours_std`` / ``n_seeds`` of a row of notebook 04's seeded tables (NaN for one-seed tables)."""
+    return {"ours_std": row.get(f"{metric}_std", np.nan), "n_seeds": row.get("n_seeds", np.nan)}
+
+
 def decoder_ablations(inputs: Mapping[str, Input]) -> pd.DataFrame:
     """One long table of notebook 04's decoder ablations (Tables 3, 5, 7 analogs and the head-vs-decoder
-    comparison) with the paper's numbers: columns table, setting, metric, ours, paper + provenance."""
+    comparison) with the paper's numbers: columns table, setting, metric, ours (the mean over seeds for the
+    seeded ablations), paper, ours_std and n_seeds (NaN where 04 ran one seed) + provenance."""
     spec = [  # (input, paper table, setting column, {our metric: paper column in 04's CSV})
         ("decoder_vs_head", "Table 1 head vs decoder (paper: HMR 2.0, 3DPW)", "method",
          {"mpjpe": "paper_mpjpe", "pa_mpjpe": "paper_pa_mpjpe", "pve": "paper_pve", "accel": None,
@@ -500,7 +506,8 @@ def decoder_ablations(inputs: Mapping[str, Input]) -> pd.DataFrame:
             ours = df[~df.get("source", pd.Series("", index=df.index)).astype(str).str.startswith("paper")]
             for _, r in ours.iterrows():
                 rows.append({"setting": r[key], "metric": "recon_mpjpe", "ours": r["recon_mpjpe"],
-                             "paper": paper.get(str(r[key]), np.nan)})  # fmt: skip
+                             "paper": paper.get(str(r[key]), np.nan),
+                             **_seed_spread(r, "recon_mpjpe")})  # fmt: skip
             for lat, v in paper.items():
                 rows.append(
                     {"setting": f"{lat} (paper)", "metric": "recon_mpjpe", "ours": np.nan, "paper": v}
@@ -509,14 +516,15 @@ def decoder_ablations(inputs: Mapping[str, Input]) -> pd.DataFrame:
             for _, r in df.iterrows():
                 for m, pc in metrics.items():
                     if m in df.columns:
-                        rows.append(
-                            {"setting": r[key], "metric": m, "ours": r[m], "paper": r.get(pc, np.nan)}
-                        )
+                        rows.append({"setting": r[key], "metric": m, "ours": r[m], "paper": r.get(pc, np.nan),
+                                     **_seed_spread(r, m)})  # fmt: skip
         part = pd.DataFrame(rows)
         part.insert(0, "table", tab)
         parts.append(with_manifest(part, inp.manifest, f"notebook 04 ({inp.path.name})", inp.manifest_path))
     if not parts:
-        return pd.DataFrame(columns=["table", "setting", "metric", "ours", "paper", *MANIFEST_COLUMNS])
+        return pd.DataFrame(
+            columns=["table", "setting", "metric", "ours", "paper", "ours_std", "n_seeds", *MANIFEST_COLUMNS]
+        )
     return pd.concat(parts, ignore_index=True)
 
 
