@@ -137,6 +137,8 @@ def test_ordering_verdicts_on_a_constructed_case():
         ("v", "eps"), "verdict"] == "tie within seed spread"  # fmt: skip
     line = DAB.ordering_line(DAB.ordering(agg, "objective", "mpjpe", paper), "Table 5")
     assert line.startswith("**Table 5**: reproduces 3/3 pairs")
+    assert "v+eps ≈ v (mpjpe: ours 61.0 vs 60.0, spread 1.4): reproduces (tie)" in line
+    assert "v < eps (mpjpe: ours 60.0 vs 100.0, spread 5.1): reproduces" in line
 
 
 def test_table5_over_seeds_caches_each_seed(fake_body, tmp_path):

@@ -269,12 +269,15 @@ ORDER_MD_COLUMNS = ("table", "metric", "better", "worse", "paper_better", "paper
 
 
 def ordering_line(order: pd.DataFrame, title: str) -> str:
-    """One Markdown line: "**Table 5**: reproduces 2/3 pairs — eps > v (PA-MPJPE): reproduces; ..."."""
+    """One Markdown line: "**Table 5**: reproduces 2/3 pairs — v < eps (mpjpe: ours 60.0 vs 100.0, spread
+    5.1): reproduces; ..." where "a < b" is the paper's order (a has the lower error) and "a ≈ b" a tie in the
+    paper."""
     if order.empty:
         return f"**{title}**: no pairs to compare"
     ok = order["verdict"].str.startswith("reproduces").sum()
+    paper_tie = ("reproduces (tie)", "differs (paper: tie)")
     parts = [
-        f"{r.better} {'≈' if 'tie' in r.verdict and r.paper_better == r.paper_worse else '<'} {r.worse} "
+        f"{r.better} {'≈' if r.verdict in paper_tie else '<'} {r.worse} "
         f"({r.metric}: ours {r.ours_better:.1f} vs {r.ours_worse:.1f}, spread {r.spread:.1f}): {r.verdict}"
         for r in order.itertuples()
     ]
