@@ -3,6 +3,9 @@ checkpoints, and resuming an interrupted run with identical results."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,6 +111,19 @@ def test_denoiser_training_resume_and_decoder_load(fake_body, hb, motion, tmp_pa
     dec = DiffusionDecoder.from_checkpoints(tmp_path / "vae", tmp_path / "d1", fake_body)
     out = dec(pairs[0][0], torch.zeros(10))
     assert out["rotmat"].shape == (40, 24, 3, 3) and torch.isfinite(out["rotmat"]).all()
+    # a decoder folder records which head tokens (baseline) its denoiser was trained on (notebook 04's reuse)
+    ship = tmp_path / "ship"
+    shutil.copytree(tmp_path / "vae", ship / "vae")
+    assert TR.shipped_decoder_condition(ship) is None  # no denoiser yet
+    cfg = TR.DenoiserTrainConfig(**base, condition="abc123", stop_after=2)
+    TR.train_denoiser(pairs, vae, stats, cfg, ship / "denoiser", progress=False)
+    assert TR.shipped_decoder_condition(ship) is None  # incomplete
+    cfg = dataclasses.replace(cfg, stop_after=None)
+    TR.train_denoiser(pairs, vae, stats, cfg, ship / "denoiser", progress=False)
+    assert TR.shipped_decoder_condition(ship) == "abc123"
+    shutil.copytree(tmp_path / "d1", ship / "old" / "denoiser")
+    shutil.copytree(tmp_path / "vae", ship / "old" / "vae")
+    assert TR.shipped_decoder_condition(ship / "old") == ""  # trained without a recorded condition
     with pytest.raises(FileNotFoundError, match="config.json"):
         TR.load_vae(tmp_path / "nothing")
     with pytest.raises(ValueError, match="format"):

@@ -235,6 +235,17 @@ def load_denoiser(directory: str | Path, device: str | torch.device = "cpu") -> 
     return den.to(device).eval(), cfg
 
 
+def shipped_decoder_condition(directory: str | Path) -> str | None:
+    """What the decoder in ``directory`` (``vae/`` + ``denoiser/``) was conditioned on: its denoiser's
+    recorded ``condition`` (e.g. the baseline weights' sha256 prefix; ``""`` if trained before it was
+    recorded), or ``None`` when either part is missing or incomplete."""
+    d = Path(directory)
+    cfgs = [d / part / CONFIG_FILE for part in ("vae", "denoiser")]
+    if not all(c.exists() and read_json(c).get("complete") for c in cfgs):
+        return None
+    return str(read_json(cfgs[1]).get("train", {}).get("condition", ""))
+
+
 # ----------------------------------------------------------------------------------------------------
 # the resumable loop
 
@@ -278,6 +289,9 @@ class DenoiserTrainConfig(LoopConfig):
     weight_decay: float = 0.01
     use_mu: bool = True  # target latents: VAE posterior mean (True) or a sample
     p_terminal: float = 0.0  # extra probability of drawing t = T (the one-step inference timestep)
+    # what produced the conditioning tokens (notebook 04: the baseline weights' sha256 prefix); recorded in
+    # config.json so a decoder trained on another baseline's head tokens is not reused (tokens differ)
+    condition: str = ""
 
 
 @dataclass
