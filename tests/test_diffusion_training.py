@@ -124,6 +124,17 @@ def test_denoiser_training_resume_and_decoder_load(fake_body, hb, motion, tmp_pa
     shutil.copytree(tmp_path / "d1", ship / "old" / "denoiser")
     shutil.copytree(tmp_path / "vae", ship / "old" / "vae")
     assert TR.shipped_decoder_condition(ship / "old") == ""  # trained without a recorded condition
+    assert TR.decoder_for([ship / "old", ship], "abc123") == ship and TR.decoder_for([ship], "zzz") is None
+    with pytest.raises(ValueError, match="different configuration.*condition"):  # another baseline's run
+        TR.train_denoiser(pairs, vae, stats, dataclasses.replace(cfg, condition="zzz"), ship / "denoiser")
+    # a run saved before a config field existed: the field counts as its default there
+    state_file = tmp_path / "d1" / "train_state.pt"
+    st = torch.load(state_file, weights_only=True)
+    del st["config"]["condition"]
+    torch.save(st, state_file)
+    TR.train_denoiser(pairs, vae, stats, TR.DenoiserTrainConfig(**base), tmp_path / "d1", progress=False)
+    with pytest.raises(ValueError, match="different configuration.*condition"):
+        TR.train_denoiser(pairs, vae, stats, cfg, tmp_path / "d1", progress=False)
     with pytest.raises(FileNotFoundError, match="config.json"):
         TR.load_vae(tmp_path / "nothing")
     with pytest.raises(ValueError, match="format"):

@@ -235,6 +235,13 @@ def load_denoiser(directory: str | Path, device: str | torch.device = "cpu") -> 
     return den.to(device).eval(), cfg
 
 
+def denoiser_condition(directory: str | Path) -> str | None:
+    """The ``condition`` recorded by the denoiser run in ``directory`` (complete or not; ``""`` if it was
+    trained before conditions were recorded), or ``None`` when there is no run."""
+    cfg = Path(directory) / CONFIG_FILE
+    return str(read_json(cfg).get("train", {}).get("condition", "")) if cfg.exists() else None
+
+
 def shipped_decoder_condition(directory: str | Path) -> str | None:
     """What the decoder in ``directory`` (``vae/`` + ``denoiser/``) was conditioned on: its denoiser's
     recorded ``condition`` (e.g. the baseline weights' sha256 prefix; ``""`` if trained before it was
@@ -243,7 +250,14 @@ def shipped_decoder_condition(directory: str | Path) -> str | None:
     cfgs = [d / part / CONFIG_FILE for part in ("vae", "denoiser")]
     if not all(c.exists() and read_json(c).get("complete") for c in cfgs):
         return None
-    return str(read_json(cfgs[1]).get("train", {}).get("condition", ""))
+    return denoiser_condition(d / "denoiser")
+
+
+def decoder_for(candidates: Sequence[str | Path], condition: str) -> Path | None:
+    """The first of ``candidates`` (decoder folders) holding a complete decoder trained on ``condition``
+    (:func:`shipped_decoder_condition`), or ``None``: a decoder trained on another baseline's head tokens
+    reads tokens it never saw."""
+    return next((Path(c) for c in candidates if shipped_decoder_condition(c) == condition), None)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -330,7 +344,13 @@ def _load_state(
     with another configuration (but ``stop_after``)."""
     st = torch.load(state_path, map_location=cfg.device, weights_only=True)
     now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
-    diff = sorted(k for k, v in st["config"].items() if k != "stop_after" and now.get(k) != v)
+    # a field added after the run was saved counts as its default there (e.g. a new DenoiserTrainConfig
+    # ``condition`` set now differs from a run saved without one)
+    defaults = asdict(type(cfg)())
+    saved = {k: st["config"].get(k, defaults.get(k)) for k in now} | {
+        k: v for k, v in st["config"].items() if k not in now and k != "stop_after"
+    }
+    diff = sorted(k for k in saved if now.get(k) != saved[k])
     if diff:
         raise ValueError(
             f"{state_path}: the saved run used a different configuration ({diff}); "
