@@ -19,6 +19,7 @@ Fixtures
 ``fake_smpl_dir`` — session-scoped folder (read only: do not write into it).
 ``fake_body`` — a fresh ``SMPLBody`` loaded from ``fake_smpl_dir`` (function scope).
 ``tiny_model`` — ``HMR`` at the ``tiny`` preset with ``fake_body``, seeded (torch seed 0), in eval mode.
+``tiny_decoder`` — a random ``DiffusionDecoder`` (tiny VAE + denoiser, seed 0, eval) on ``fake_body``.
 """
 
 from __future__ import annotations
@@ -75,3 +76,17 @@ def embedded_body_dir() -> Path:
     from data_prep.build_body_model import build_body_model
 
     return build_body_model()
+
+
+@pytest.fixture
+def tiny_decoder(fake_body):
+    from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
+    from fasthmr_lib.diffusion.decoder import DiffusionDecoder
+    from fasthmr_lib.diffusion.denoiser import LatentDenoiser, denoiser_config
+    from fasthmr_lib.diffusion.vae import MotionVAE
+
+    torch.manual_seed(0)
+    vae = MotionVAE("tiny").eval()
+    den = LatentDenoiser(denoiser_config("tiny", dropout=0.0)).eval()
+    stats = FeatureStats(torch.zeros(133), torch.full((133,), 0.1))
+    return DiffusionDecoder(vae, den, HybrIKBody.from_smpl(fake_body), stats, latent_scale=2.0)

@@ -8,8 +8,6 @@ import torch
 
 from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
 from fasthmr_lib.diffusion import decoder as D
-from fasthmr_lib.diffusion.denoiser import LatentDenoiser, denoiser_config
-from fasthmr_lib.diffusion.vae import MotionVAE
 
 
 def test_resample_linear_signal_roundtrip_exact():
@@ -57,16 +55,6 @@ def test_split_merge_roundtrip(T, overlap, tail):
     for a, b in plan:
         covered[a:b] = True
     assert covered.all()
-
-
-@pytest.fixture
-def tiny_decoder(fake_body):
-    torch.manual_seed(0)
-    vae = MotionVAE("tiny").eval()
-    den = LatentDenoiser(denoiser_config("tiny", dropout=0.0)).eval()
-    hb = HybrIKBody.from_smpl(fake_body)
-    stats = FeatureStats(torch.zeros(133), torch.full((133,), 0.1))
-    return D.DiffusionDecoder(vae, den, hb, stats, latent_scale=2.0)
 
 
 def test_decoder_one_step_path(tiny_decoder):

@@ -12,9 +12,8 @@ import pytest
 import roma
 import torch
 
-from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
+from fasthmr_lib.body.hybrik import FeatureStats
 from fasthmr_lib.diffusion import decoder as D
-from fasthmr_lib.diffusion.denoiser import LatentDenoiser, denoiser_config
 from fasthmr_lib.diffusion.vae import MotionVAE
 from fasthmr_lib.eval import decoder_ablations as DAB
 from fasthmr_lib.eval import decoder_analysis as DAN
@@ -26,16 +25,6 @@ def _gt_clip(seed: int, T: int = 20) -> dict[str, np.ndarray]:
     c = M.generate_clip("blend", T, seed=seed)
     pose = np.concatenate([c["global_orient"], c["body_pose"]], 1).astype(np.float32)
     return {"pose": pose, "betas": np.broadcast_to(c["betas"], (T, 10)).astype(np.float32).copy()}
-
-
-@pytest.fixture
-def tiny_decoder(fake_body):
-    torch.manual_seed(0)
-    vae = MotionVAE("tiny").eval()
-    den = LatentDenoiser(denoiser_config("tiny", dropout=0.0)).eval()
-    hb = HybrIKBody.from_smpl(fake_body)
-    stats = FeatureStats(torch.zeros(133), torch.full((133,), 0.1))
-    return D.DiffusionDecoder(vae, den, hb, stats, latent_scale=2.0)
 
 
 @pytest.fixture
