@@ -14,7 +14,6 @@ constant (issue 16: the camera-frame 3D keypoint loss bends the body towards a w
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,14 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from fasthmr_lib.body.smpl import load_body_model
-from fasthmr_lib.config import get_preset
 from fasthmr_lib.data.datasets import CropDataset, world_root
 from fasthmr_lib.eval import evaluate as ev
 from fasthmr_lib.eval import metrics as M
 from fasthmr_lib.io import atomic_path, manifest, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
-from fasthmr_lib.models.hmr import build_model
 from fasthmr_lib.models.losses import gt_body
+from fasthmr_lib.models.recipe import TrainConfig
+from fasthmr_lib.models.train import model_for
 
 
 def load_model(checkpoint: str, body: torch.nn.Module) -> torch.nn.Module:
@@ -40,10 +39,7 @@ def load_model(checkpoint: str, body: torch.nn.Module) -> torch.nn.Module:
     if Path(checkpoint).is_dir():
         return load_checkpoint(checkpoint, smpl=body).eval()
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    mcfg = get_preset(state["config"]["preset"])
-    if state["config"].get("stem"):
-        mcfg = mcfg.replace(vit=dataclasses.replace(mcfg.vit, stem=state["config"]["stem"]))
-    model = build_model(mcfg, smpl=body)
+    model = model_for(TrainConfig.from_dict(state["config"]), smpl=body)
     model.load_state_dict(state["model"])
     return model.eval()
 

@@ -87,12 +87,10 @@ def stage_predictions(
     hb = decoder.body
     dev = hb.rest_template.device
     out: dict[str, dict[str, dict[str, Tensor]]] = {s: {} for s in stages}
+    gt_fr = gt_at_frames(gt, tokens)
     for c, v in tokens.items():
-        if c not in gt:
-            raise KeyError(f"stage_predictions: no ground truth for clip {c!r}")
-        fr = np.asarray(v["frames"])
-        pose = torch.as_tensor(np.asarray(gt[c]["pose"])[fr], dtype=torch.float32)
-        gb = torch.as_tensor(np.asarray(gt[c]["betas"])[fr], dtype=torch.float32)
+        pose = torch.as_tensor(gt_fr[c]["pose"], dtype=torch.float32)
+        gb = torch.as_tensor(gt_fr[c]["betas"], dtype=torch.float32)
         Rg = roma.rotvec_to_rotmat(pose.reshape(-1, 24, 3))
         hbeta = torch.as_tensor(np.asarray(v["betas"]), dtype=torch.float32)
         Rh = torch.as_tensor(np.asarray(v["rotmat"]), dtype=torch.float32)

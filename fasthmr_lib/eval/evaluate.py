@@ -139,7 +139,7 @@ def _frame_errors(
     pv, gv = out["vertices"].float(), gt["vertices"].float()
     res, pa, ga = M.frame_errors(pj, gt_j, protocol, pv, gv, h36m_regressor)
     if per_joint:
-        err = (torch.linalg.norm(pa - ga, dim=-1) * 1000.0).cpu().numpy()
+        err = M.per_joint_error(pa, ga).cpu().numpy()
         for k in range(err.shape[1]):
             res[f"joint_{k:02d}"] = err[:, k]
     return res, pa.cpu().numpy(), ga.cpu().numpy()

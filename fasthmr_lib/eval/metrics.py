@@ -94,7 +94,7 @@ def mpjpe(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
     No alignment is done here; align both first (``root_align`` or a protocol)."""
     p, g = _t(pred), _t(gt)
     _check_pair(p, g, "mpjpe")
-    return _like(torch.linalg.norm(p - g, dim=-1).mean(-1) * 1000.0, pred)
+    return _like(per_joint_error(p, g).mean(-1), pred)
 
 
 def similarity_procrustes(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
@@ -126,6 +126,14 @@ def pa_mpjpe(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
     """Procrustes-aligned MPJPE: (..., N, 3) metres -> (...,) millimetres."""
     aligned = _t(similarity_procrustes(_t(pred), _t(gt)))
     return _like(_t(mpjpe(aligned, _t(gt))), pred)
+
+
+def per_joint_error(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
+    """Each joint's position error: pred, gt (..., N, 3) metres -> (..., N) millimetres (their mean over N is
+    :func:`mpjpe`). No alignment is done here."""
+    p, g = _t(pred), _t(gt)
+    _check_pair(p, g, "per_joint_error")
+    return _like(torch.linalg.norm(p - g, dim=-1) * 1000.0, pred)
 
 
 def pve(pred_vertices: ArrayLike, gt_vertices: ArrayLike) -> ArrayLike:
@@ -435,7 +443,7 @@ def evaluate_poses(
         df = pd.DataFrame({k: np.concatenate(v) for k, v in res.items()})
         pj_cat, gj_cat = torch.cat(pj_all), torch.cat(gj_all)
         if per_joint:
-            err = (torch.linalg.norm(pj_cat - gj_cat, dim=-1) * 1000.0).cpu().numpy()
+            err = per_joint_error(pj_cat, gj_cat).cpu().numpy()
             df = pd.concat(
                 [df, pd.DataFrame(err, columns=[f"joint_{k:02d}" for k in range(err.shape[1])])], axis=1
             )
