@@ -51,6 +51,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frame_stride": 12,
         "seed_offset": 1_000_000,
     },
+    # training motion for the diffusion decoder (built only when retraining it): whole 64-frame windows
+    # (the small decoder's F) of 160 more people, motions and cameras, 5x the default world's 32 training
+    # clips; its own seed stream, disjoint from every other profile's
+    "train_motion": {
+        "n_clips": {"train": 160, "calib": 0, "test": 0},
+        "n_frames": 64,
+        "seed_offset": 2_000_000,
+    },
 }
 
 

@@ -3,10 +3,16 @@
     python -m fasthmr_lib.train_decoder --checkpoint checkpoints/small --world default --preset small \\
         --vae-steps 3000 --denoiser-steps 3000 --batch 32 --lr 3e-4 --out results/checkpoints/diffusion_small
 
-1. head tokens of the frozen baseline (``--checkpoint``) over ``--split`` of ``--world``
+1. head tokens of the frozen baseline (``--checkpoint``) over ``--split`` of each ``--world``
    (:func:`~fasthmr_lib.diffusion.training.extract_head_tokens`), paired with the clips' GT motion;
-2. stage 1, the motion VAE on procedural motion + that split's GT motion (``<out>/vae``);
-3. stage 2, the latent denoiser on (tokens, GT) clips (``<out>/denoiser``).
+   several worlds pool their clips (e.g. ``--world default train_motion``: the notebook's 32 training
+   clips + 160 more from ``python -m data_prep.build_world --profile train_motion``);
+2. stage 1, the motion VAE on procedural motion + those clips' GT motion (``<out>/vae``);
+3. stage 2, the latent denoiser on (tokens, GT) clips (``<out>/denoiser``), its run recording the
+   baseline weights' sha256 prefix as its ``condition`` (notebooks 04/05 use a decoder only with the
+   baseline it was trained on).
+
+The command line and provenance go to ``<out>/train_run.json``.
 
 Both stages resume from ``<out>`` unless ``--restart``. The same command runs data-parallel under
 ``torchrun --nproc_per_node N -m fasthmr_lib.train_decoder ...`` (PyTorch DDP, :mod:`fasthmr_lib.dist`):
@@ -17,12 +23,16 @@ the token extraction is sharded over the processes, ``--batch`` is the global ba
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from . import dist
 from .body.hybrik import HybrIKBody
 from .body.smpl import load_body_model
 from .diffusion import training as TR
+from .io import manifest, sha256_file, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint", required=True, help="frozen baseline checkpoint folder (e.g. checkpoints/small)"
     )
-    p.add_argument("--world", default="default", help="world profile under data/world/")
+    p.add_argument(
+        "--world", nargs="+", default=["default"], help="world profile(s) under data/world/; clips are pooled"
+    )
     p.add_argument("--split", default="train", help="split whose clips give tokens + GT motion")
     p.add_argument("--preset", default="small", help="VAE / denoiser preset (tiny, small, paper)")
     p.add_argument("--motion-clips", type=int, default=256, help="procedural motion clips for the VAE")
@@ -42,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="global batch (windows per step, all processes)")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--p-terminal", type=float, default=0.25, help="extra probability of t = T (stage 2)")
+    p.add_argument(
+        "--cond-noise", type=float, default=0.0, help="stage 2: head-token noise (x channel std; 0 = off)"
+    )
+    p.add_argument(
+        "--dropout", type=float, default=None, help="stage 2: the denoiser's dropout (default: the preset's)"
+    )
+    p.add_argument("--vae", default="", help="a trained VAE folder to reuse (stage 1 is skipped)")
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--extract-batch", type=int, default=32, help="frames per forward of the token extraction")
     p.add_argument("--no-mask", action="store_true", help="do not pass person masks to the baseline")
@@ -54,28 +73,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def token_pairs(a: argparse.Namespace, hb: HybrIKBody, device: str) -> tuple[list, list]:
-    """(tokens (T,C), GT features (T,133)) per clip of ``a.split`` (sorted by clip id), and the GT features
-    per clip; the extraction is sharded over the DDP ranks."""
+    """(tokens (T,C), GT features (T,133)) per clip of ``a.split`` of each world in ``a.world`` (worlds in
+    the given order, clips sorted by id), and the GT features per clip; the extraction is sharded over the
+    DDP ranks."""
     from .data.datasets import CropDataset, world_root
     from .eval.pipeline import clip_ground_truth
     from .models.checkpoints import load_checkpoint
 
-    root = world_root(a.world)
     model = load_checkpoint(a.checkpoint, smpl=load_body_model()).to(device).eval()
-    crops = CropDataset(root, a.split)
-    tokens = TR.extract_head_tokens(
-        model, crops, batch_size=a.extract_batch, device=device, use_mask=not a.no_mask, keep=()
-    )
-    gt = clip_ground_truth(root, a.split)
-    if set(gt) != set(tokens):
-        raise ValueError(f"{root}/{a.split}: the clip ids of the crops and of the clips differ")
-    feats = {
-        c: TR.clips_to_features(
-            [{"global_orient": g["pose"][:, :3], "body_pose": g["pose"][:, 3:], "betas": g["betas"]}], hb
-        )[0]
-        for c, g in gt.items()
-    }
-    return [(tokens[c]["tokens"], feats[c]) for c in sorted(tokens)], [feats[c] for c in sorted(feats)]
+    pairs, gt_feats = [], []
+    for world in a.world:
+        root = world_root(world)
+        if not (root / a.split).is_dir():
+            raise FileNotFoundError(
+                f"--world {world}: no split {a.split!r} under {root}; build it with "
+                f"`python -m data_prep.build_world --profile {world}`"
+            )
+        crops = CropDataset(root, a.split)
+        tokens = TR.extract_head_tokens(
+            model, crops, batch_size=a.extract_batch, device=device, use_mask=not a.no_mask, keep=()
+        )
+        gt = clip_ground_truth(root, a.split)
+        if set(gt) != set(tokens):
+            raise ValueError(f"{root}/{a.split}: the clip ids of the crops and of the clips differ")
+        for c in sorted(tokens):
+            g = gt[c]
+            f = TR.clips_to_features(
+                [{"global_orient": g["pose"][:, :3], "body_pose": g["pose"][:, 3:], "betas": g["betas"]}], hb
+            )[0]
+            pairs.append((tokens[c]["tokens"], f))
+            gt_feats.append(f)
+    return pairs, gt_feats
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -91,17 +119,32 @@ def main(argv: list[str] | None = None) -> Path:
         loop = dict(batch_size=a.batch, lr=a.lr, seed=a.seed, device=device, precision=a.precision,
                     ckpt_every=a.ckpt_every)  # fmt: skip
         out = Path(a.out)
-        vae, stats, _ = TR.train_vae(
-            motion + gt_feats, hb, TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, **loop), out / "vae",
-            world_frame=[True] * len(motion) + [False] * len(gt_feats), resume=not a.restart,
-            progress=state.is_main,
-        )  # fmt: skip
+        if a.vae:  # stage 1 done already: reuse that VAE (copied to <out>/vae, so <out> is a whole decoder)
+            vae, stats, _ = TR.load_vae(a.vae, device)
+            if state.is_main and Path(a.vae).resolve() != (out / "vae").resolve():
+                (out / "vae").mkdir(parents=True, exist_ok=True)
+                for f in (TR.WEIGHTS_FILE, TR.CONFIG_FILE, TR.HISTORY_FILE):
+                    if (Path(a.vae) / f).exists():
+                        shutil.copyfile(Path(a.vae) / f, out / "vae" / f)
+        else:
+            vae, stats, _ = TR.train_vae(
+                motion + gt_feats, hb, TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, **loop),
+                out / "vae", world_frame=[True] * len(motion) + [False] * len(gt_feats),
+                resume=not a.restart, progress=state.is_main,
+            )  # fmt: skip
+        condition = sha256_file(Path(a.checkpoint) / "model.safetensors")[:8]
         dcfg = TR.DenoiserTrainConfig(
-            preset=a.preset, steps=a.denoiser_steps, p_terminal=a.p_terminal, **loop
-        )
+            preset=a.preset, steps=a.denoiser_steps, p_terminal=a.p_terminal, condition=condition,
+            cond_noise=a.cond_noise, overrides={} if a.dropout is None else {"dropout": a.dropout}, **loop,
+        )  # fmt: skip
         TR.train_denoiser(
             pairs, vae, stats, dcfg, out / "denoiser", resume=not a.restart, progress=state.is_main
         )
+        if state.is_main:
+            args = argv if argv is not None else sys.argv[1:]
+            command = "python -m fasthmr_lib.train_decoder " + shlex.join(args)
+            run = {"command": command, "clips": len(pairs), "frames": int(sum(len(f) for f in gt_feats))}
+            write_json(out / "train_run.json", manifest(vars(a), seed=a.seed, **run))
     finally:
         if not joined:
             dist.shutdown()

@@ -4,6 +4,7 @@ resume exactly, and shard the head-token extraction."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -210,7 +211,9 @@ def test_decoder_cli_extracts_tokens_and_trains_both_stages(tmp_path, embedded_b
     under torchrun): tokens of a saved baseline, VAE, denoiser conditioned on the baseline's width."""
     from data_prep.build_world import build_world
     from fasthmr_lib.body.smpl import load_body_model
+    from fasthmr_lib.data.records import world_root
     from fasthmr_lib.diffusion import training as TR
+    from fasthmr_lib.io import sha256_file
     from fasthmr_lib.models.checkpoints import save_checkpoint
     from fasthmr_lib.models.hmr import build_model
     from fasthmr_lib.train_decoder import main
@@ -218,7 +221,8 @@ def test_decoder_cli_extracts_tokens_and_trains_both_stages(tmp_path, embedded_b
     build_world("tiny", progress=False)  # notebook 00's job (idempotent)
     torch.manual_seed(0)
     save_checkpoint(build_model("tiny", smpl=load_body_model()), tmp_path / "base")
-    argv = ["--checkpoint", str(tmp_path / "base"), "--world", "tiny", "--preset", "tiny",
+    # one world given twice: the --world list pools its clips (shipped decoder: default train_motion)
+    argv = ["--checkpoint", str(tmp_path / "base"), "--world", "tiny", "tiny", "--preset", "tiny",
             "--motion-clips", "2", "--motion-frames", "32", "--vae-steps", "2", "--denoiser-steps", "3",
             "--batch", "4", "--extract-batch", "48", "--out", str(tmp_path / "dec")]  # fmt: skip
     out = main(argv)
@@ -227,3 +231,19 @@ def test_decoder_cli_extracts_tokens_and_trains_both_stages(tmp_path, embedded_b
     assert vmeta["complete"] and vmeta["step"] == 2 and dmeta["complete"] and dmeta["step"] == 3
     assert den.cfg.cond_dim == build_model("tiny", smpl=load_body_model()).cfg.head.dim
     assert len(pd.read_csv(out / "denoiser" / "loss_history.csv")) == 3
+    # the decoder records the baseline it was trained on (notebooks 04/05 use it only with that baseline)
+    assert TR.shipped_decoder_condition(out) == sha256_file(tmp_path / "base" / "model.safetensors")[:8]
+    run = json.loads((out / "train_run.json").read_text())
+    n_train = len(list((world_root("tiny") / "train").glob("*.npz")))
+    assert run["clips"] == 2 * n_train and run["params"]["world"] == ["tiny", "tiny"]
+    assert run["command"].startswith("python -m fasthmr_lib.train_decoder --checkpoint")
+    # stage 2 alone on a trained VAE (--vae), with the denoiser regularisers: <out> is a whole decoder
+    out3 = main([*argv[:-1], str(tmp_path / "dec3"), "--vae", str(out / "vae"), "--cond-noise", "0.5",
+                 "--dropout", "0.2"])  # fmt: skip
+    vae_bytes = (out / "vae" / "model.safetensors").read_bytes()
+    assert (out3 / "vae" / "model.safetensors").read_bytes() == vae_bytes
+    dmeta3 = TR.read_json(out3 / "denoiser" / "config.json")
+    assert dmeta3["denoiser"]["dropout"] == 0.2 and dmeta3["train"]["cond_noise"] == 0.5
+    assert TR.shipped_decoder_condition(out3) == TR.shipped_decoder_condition(out)
+    with pytest.raises(FileNotFoundError, match="--world no_such_world: no split 'train'.*build_world"):
+        main([*argv[:2], "--world", "no_such_world", "--out", str(tmp_path / "dec2")])

@@ -303,6 +303,10 @@ class DenoiserTrainConfig(LoopConfig):
     weight_decay: float = 0.01
     use_mu: bool = True  # target latents: VAE posterior mean (True) or a sample
     p_terminal: float = 0.0  # extra probability of drawing t = T (the one-step inference timestep)
+    # condition noise: Gaussian noise of cond_noise x each token channel's std over the training clips is
+    # added to the head tokens of every training window (a regulariser against memorising the training
+    # clips' tokens; not in the paper, 0 = off)
+    cond_noise: float = 0.0
     # what produced the conditioning tokens (notebook 04: the baseline weights' sha256 prefix); recorded in
     # config.json so a decoder trained on another baseline's head tokens is not reused (tokens differ)
     condition: str = ""
@@ -630,6 +634,7 @@ def train_denoiser(
     state = dist.current()
     sl = state.batch_slice(cfg.batch_size, "batch_size")
     B, shape = cfg.batch_size, (cfg.batch_size, v.latent_len, v.latent_dim)
+    tok_std = torch.cat(toks).std(0).to(cfg.device) if cfg.cond_noise > 0 else None  # (C,)
 
     def step_fn(rng: np.random.Generator, net: nn.Module) -> dict[str, Tensor]:
         cs, xs = [], []
@@ -640,6 +645,9 @@ def train_denoiser(
                 cs.append(gather_positions(toks[i], pos))
                 xs.append(gather_positions(feats[i], pos))
         cond, x = torch.stack(cs).to(cfg.device), torch.stack(xs).to(cfg.device)
+        if tok_std is not None:  # the global batch's noise, this rank's slice
+            cond_eps = torch.randn((B, *cond.shape[1:]), device=cond.device, dtype=cond.dtype)[sl]
+            cond = cond + cfg.cond_noise * tok_std * cond_eps
         with torch.no_grad():
             mu, logvar = vae.encode(x)
             eps = None if cfg.use_mu else torch.randn(shape, device=mu.device, dtype=mu.dtype)[sl]
