@@ -1,0 +1,122 @@
+"""Decoder data / regulariser levers: one denoiser per variant on a frozen VAE, scored on the default
+world's test AND train clips (the gap is how much it memorised). Appends one row per (variant, split) to
+``results/diagnostics/decoder_levers.csv`` (+ a manifest); head tokens are cached per world under
+``data/decoder_levers/`` (keyed by the baseline weights' sha256 prefix)::
+
+    python scripts/decoder_levers.py --name d32 --world default
+    python scripts/decoder_levers.py --name d192_reg --world default train_motion \\
+        --dropout 0.1 --cond-noise 0.5
+
+Each run is notebook 04's denoiser training (``diffusion.training.train_denoiser``, 1,500 steps x 32,
+lr 3e-4, p_terminal 0.25: the default profile's settings) on the given worlds' training clips, with the
+VAE of ``--vae`` (default: the shipped one), evaluated with ``eval.metrics.evaluate_poses`` (3DPW-14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from fasthmr_lib import paths
+from fasthmr_lib.body.hybrik import HybrIKBody
+from fasthmr_lib.body.smpl import load_body_model
+from fasthmr_lib.data.datasets import ClipDataset, CropDataset, world_root
+from fasthmr_lib.diffusion import decoder as D
+from fasthmr_lib.diffusion import training as TR
+from fasthmr_lib.eval.metrics import evaluate_poses
+from fasthmr_lib.io import manifest, sha256_file, write_json
+from fasthmr_lib.models.checkpoints import load_checkpoint
+
+OUT = Path("results/diagnostics/decoder_levers.csv")
+
+
+def cached_tokens(ckpt: Path, world: str, split: str, hb: HybrIKBody) -> dict:
+    """{"tokens": head tokens (+ betas, rotmat) per clip, "gt": {clip: pose, betas}, "feats": HybrIK}."""
+    base = sha256_file(ckpt / "model.safetensors")[:8]
+    f = paths.data_dir() / "decoder_levers" / f"tokens_{world}_{split}_{base}.pkl"
+    if f.exists():
+        return pickle.loads(f.read_bytes())
+    root = world_root(world)
+    model = load_checkpoint(ckpt, smpl=load_body_model()).eval()
+    crops = CropDataset(root, split, mask_kind="mask")
+    tok = TR.extract_head_tokens(model, crops, batch_size=32, use_mask=True, keep=("betas", "rotmat"))
+    cds = ClipDataset(root, split)
+    gt = {p.stem: cds.poses(i) for i, p in enumerate(cds.paths)}
+    feats = {
+        c: TR.clips_to_features(
+            [{"global_orient": g["pose"][:, :3], "body_pose": g["pose"][:, 3:], "betas": g["betas"]}], hb
+        )[0]
+        for c, g in gt.items()
+    }
+    d = {"tokens": tok, "gt": gt, "feats": feats}
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(d))
+    tmp.replace(f)
+    return d
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--world", nargs="+", default=["default"], help="worlds whose train clips train it")
+    ap.add_argument("--checkpoint", type=Path, default=paths.checkpoints_dir() / "small")
+    ap.add_argument("--vae", type=Path, default=paths.checkpoints_dir() / "diffusion_small" / "vae")
+    ap.add_argument("--dropout", type=float, default=None)
+    ap.add_argument("--cond-noise", type=float, default=0.0)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    body = load_body_model()
+    hb = HybrIKBody.from_smpl(body)
+    vae, stats, _ = TR.load_vae(a.vae)
+    pairs = []
+    for w in a.world:
+        d = cached_tokens(a.checkpoint, w, "train", hb)
+        pairs += [(d["tokens"][c]["tokens"], d["feats"][c]) for c in sorted(d["tokens"])]
+    cfg = TR.DenoiserTrainConfig(
+        preset="small", steps=a.steps, p_terminal=0.25, batch_size=32, lr=3e-4, seed=a.seed, ckpt_every=500,
+        cond_noise=a.cond_noise, overrides={} if a.dropout is None else {"dropout": a.dropout},
+    )  # fmt: skip
+    run_dir = paths.data_dir() / "decoder_levers" / "runs" / f"{a.name}_seed{a.seed}"
+    t0 = time.perf_counter()
+    TR.train_denoiser(pairs, vae, stats, cfg, run_dir / "denoiser")
+    dec = D.DiffusionDecoder.from_checkpoints(a.vae, run_dir / "denoiser", body)
+    rows = []
+    for split in ("test", "train"):
+        d = cached_tokens(a.checkpoint, "default", split, hb)
+        pred = {
+            c: {
+                "rotmat": dec(torch.as_tensor(v["tokens"]), torch.as_tensor(v["betas"]), seed=0)["rotmat"],
+                "betas": v["betas"],
+            }
+            for c, v in d["tokens"].items()
+        }
+        m = evaluate_poses(body, pred, d["gt"], protocol="3dpw14", method=a.name)
+        rows.append(
+            {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
+             "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(a.vae),
+             **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
+             "wall_s": round(time.perf_counter() - t0)}
+        )  # fmt: skip
+    new = pd.DataFrame(rows)
+    print(new.to_string(index=False))
+    old = pd.read_csv(OUT) if OUT.exists() else None
+    table = new if old is None else pd.concat([old, new], ignore_index=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OUT.with_suffix(".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(OUT)
+    man = manifest(vars(a), seed=a.seed)
+    write_json(OUT.with_name(f"decoder_levers_{a.name}_seed{a.seed}_manifest.json"), man)
+
+
+if __name__ == "__main__":
+    main()
