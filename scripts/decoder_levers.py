@@ -29,7 +29,7 @@ from fasthmr_lib.data.datasets import ClipDataset, CropDataset, world_root
 from fasthmr_lib.diffusion import decoder as D
 from fasthmr_lib.diffusion import training as TR
 from fasthmr_lib.eval.metrics import evaluate_poses
-from fasthmr_lib.io import manifest, sha256_file, write_json
+from fasthmr_lib.io import manifest, repo_relative, sha256_file, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
 
 OUT = Path("results/diagnostics/decoder_levers.csv")
@@ -102,7 +102,7 @@ def main() -> None:
         m = evaluate_poses(body, pred, d["gt"], protocol="3dpw14", method=a.name)
         rows.append(
             {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
-             "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(a.vae),
+             "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
