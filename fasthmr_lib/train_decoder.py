@@ -96,13 +96,10 @@ def token_pairs(a: argparse.Namespace, hb: HybrIKBody, device: str) -> tuple[lis
         gt = clip_ground_truth(root, a.split)
         if set(gt) != set(tokens):
             raise ValueError(f"{root}/{a.split}: the clip ids of the crops and of the clips differ")
-        for c in sorted(tokens):
-            g = gt[c]
-            f = TR.clips_to_features(
-                [{"global_orient": g["pose"][:, :3], "body_pose": g["pose"][:, 3:], "betas": g["betas"]}], hb
-            )[0]
-            pairs.append((tokens[c]["tokens"], f))
-            gt_feats.append(f)
+        ids = sorted(tokens)
+        feats = TR.clips_to_features([TR.gt_motion(gt[c]) for c in ids], hb)
+        pairs += [(tokens[c]["tokens"], f) for c, f in zip(ids, feats)]
+        gt_feats += feats
     return pairs, gt_feats
 
 

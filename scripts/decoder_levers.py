@@ -25,10 +25,11 @@ import torch
 from fasthmr_lib import paths
 from fasthmr_lib.body.hybrik import HybrIKBody
 from fasthmr_lib.body.smpl import load_body_model
-from fasthmr_lib.data.datasets import ClipDataset, CropDataset, world_root
+from fasthmr_lib.data.datasets import CropDataset, world_root
 from fasthmr_lib.diffusion import decoder as D
 from fasthmr_lib.diffusion import training as TR
 from fasthmr_lib.eval.metrics import evaluate_poses
+from fasthmr_lib.eval.pipeline import clip_ground_truth
 from fasthmr_lib.io import manifest, repo_relative, sha256_file, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
 
@@ -45,14 +46,8 @@ def cached_tokens(ckpt: Path, world: str, split: str, hb: HybrIKBody) -> dict:
     model = load_checkpoint(ckpt, smpl=load_body_model()).eval()
     crops = CropDataset(root, split, mask_kind="mask")
     tok = TR.extract_head_tokens(model, crops, batch_size=32, use_mask=True, keep=("betas", "rotmat"))
-    cds = ClipDataset(root, split)
-    gt = {p.stem: cds.poses(i) for i, p in enumerate(cds.paths)}
-    feats = {
-        c: TR.clips_to_features(
-            [{"global_orient": g["pose"][:, :3], "body_pose": g["pose"][:, 3:], "betas": g["betas"]}], hb
-        )[0]
-        for c, g in gt.items()
-    }
+    gt = clip_ground_truth(root, split)
+    feats = dict(zip(gt, TR.clips_to_features([TR.gt_motion(g) for g in gt.values()], hb)))
     d = {"tokens": tok, "gt": gt, "feats": feats}
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,13 @@ def procedural_motion(
 
 
 @torch.no_grad()
+def gt_motion(g: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A ground-truth clip ``{"pose" (T,72) axis-angle, "betas" (T,10)}`` (a world record's camera-frame
+    SMPL θ, β) as the motion dict :func:`clips_to_features` reads."""
+    pose = np.asarray(g["pose"])
+    return {"global_orient": pose[:, :3], "body_pose": pose[:, 3:], "betas": np.asarray(g["betas"])}
+
+
 def clips_to_features(
     clips: Sequence[dict[str, Any]], body: HybrIKBody, chunk: int = 4096, progress: bool = False
 ) -> list[Tensor]:

@@ -83,7 +83,7 @@ class AblationSetup:
         split's GT clips (camera frame), and the world-frame flags; computed once per representation."""
         rep = hb.representation
         if rep not in self._feats:
-            gts = [_gt_motion(self.gt_train[c]) for c in sorted(self.gt_train)]
+            gts = [TR.gt_motion(self.gt_train[c]) for c in sorted(self.gt_train)]
             feats = TR.clips_to_features(list(self.motion), hb) + TR.clips_to_features(gts, hb)
             self._feats[rep] = (feats, [True] * len(self.motion) + [False] * len(gts))
         return self._feats[rep]
@@ -104,11 +104,6 @@ def encode_gt(hb: HybrIKBody, g: Mapping[str, np.ndarray]) -> torch.Tensor:
     """GT ``pose`` (T,72) axis-angle + ``betas`` (T,10) -> features (T, hb.dim) (unnormalised)."""
     R = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(g["pose"]), dtype=torch.float32).reshape(-1, 24, 3))
     return hb.encode(R, torch.as_tensor(np.asarray(g["betas"]), dtype=torch.float32))
-
-
-def _gt_motion(g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    pose = np.asarray(g["pose"])
-    return {"global_orient": pose[:, :3], "body_pose": pose[:, 3:], "betas": np.asarray(g["betas"])}
 
 
 def _decoder_metrics(
