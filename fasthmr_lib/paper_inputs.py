@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .config import ModelConfig, get_preset
 
 DATA_SOURCES = ("embedded", "real")
@@ -121,14 +119,13 @@ def _check_smpl(path: Path) -> str | None:
 
 
 def _check_regressor(path: Path) -> str | None:
-    if not path.is_file():
-        return f"{path}: file not found"
+    # the loader's own checks (file, .npy, shape (17, V)), so the two never disagree
+    from .eval.metrics import load_h36m_regressor
+
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
-        return f"{path}: not a .npy array ({e})"
-    if arr.ndim != 2 or arr.shape[0] != 17:
-        return f"{path}: shape {tuple(arr.shape)}, expected (17, V)"
+        load_h36m_regressor(path)
+    except (FileNotFoundError, ValueError) as e:
+        return str(e)
     return None
 
 

@@ -75,7 +75,7 @@ def test_resolve_lists_every_missing_or_wrong_input_in_one_message(paper_env, tm
     assert msg.startswith("3 paper input(s) missing or wrong")
     assert "real_checkpoint (FASTHMR_HMR2_CKPT): not set" in msg
     assert f"real_emdb_dir (FASTHMR_EMDB_DIR): {tmp_path / 'nope'}: no meta.json" in msg
-    assert "h36m_regressor (FASTHMR_H36M_REGRESSOR)" in msg and "shape (24, 10), expected (17, V)" in msg
+    assert "h36m_regressor (FASTHMR_H36M_REGRESSOR)" in msg and "of shape (17, V), got (24, 10)" in msg
     assert "smpl_dir" not in msg  # the stand-in SMPL folder is fine
     # the parameter wins over the variable; embedded checks nothing
     ok = PI.resolve("real", {"real_emdb_dir": paper_env[1]["FASTHMR_EMDB_DIR"]}, ["real_emdb_dir"])

@@ -45,6 +45,12 @@ def clip_ground_truth(root: Any, split: str) -> dict[str, dict[str, np.ndarray]]
 
 
 @torch.no_grad()
+def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` itself when its tensors are on the CPU, else a CPU copy (never moves the caller's)."""
+    on_cpu = all(t.device.type == "cpu" for t in [*module.parameters(), *module.buffers()])
+    return module if on_cpu else copy.deepcopy(module).cpu()
+
+
 def evaluate_clips(
     model: FastHMR,
     dataset: Dataset,
@@ -82,11 +88,14 @@ def evaluate_clips(
     g = {
         c: {"pose": gt[c]["pose"][v["frames"]], "betas": gt[c]["betas"][v["frames"]]} for c, v in tok.items()
     }
-    body = model.smpl if torch.device(device).type == "cpu" else copy.deepcopy(model.smpl).cpu()
+    body = _cpu_copy(model.smpl)
     head = {c: {"rotmat": torch.as_tensor(v["rotmat"]), "betas": v["betas"]} for c, v in tok.items()}
     kw: dict[str, Any] = {"protocol": protocol, "h36m_regressor": h36m_regressor}
     if gt_bodies is not None:
-        kw["gt_smpl"] = {c: gt_bodies.get(str(gt[c].get("gender", "neutral")))[0].cpu() for c in tok}
+        # one CPU body per gender (nn.Module.cpu() moves in place: the caller's models stay where they are)
+        genders = {c: str(gt[c].get("gender", "neutral")) for c in tok}
+        cpu = {g: _cpu_copy(gt_bodies.get(g)[0]) for g in set(genders.values())}
+        kw["gt_smpl"] = {c: cpu[g] for c, g in genders.items()}
     out = [evaluate_poses(body, head, g, method="head", **kw)]
     if decode and model.decoder is not None:
         dec = {
