@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fasthmr_lib.models.dense import DenseHead, capture_tokens, dense_loss, dense_targets, part_accuracy
+from fasthmr_lib.models.dense import (
+    DenseHead,
+    capture_tokens,
+    dense_fg_loss,
+    dense_loss,
+    dense_targets,
+    front_back_loss,
+    part_accuracy,
+)
 
 
 def test_targets_are_sampled_at_the_sub_cell_centres_of_the_padded_patch_grid():
@@ -54,6 +62,39 @@ def test_loss_and_accuracy_of_perfect_and_wrong_predictions():
     swapped = torch.where(target > 0, (target - 1 + 24) % 48 + 1, target)
     acc = part_accuracy(torch.nn.functional.one_hot(swapped, 49).permute(0, 3, 1, 2).float(), target)
     assert acc == {"fg": 0.0, "part_lr": 1.0, "front_back": 0.0}
+
+
+def test_subject_only_losses_ignore_the_background_and_score_the_front_back_bit():
+    target = torch.tensor([[[0, 5, 29], [17, 0, 41]]])  # 4 subject cells: front, back, front, back
+    torch.manual_seed(0)
+    logits = torch.randn(1, 49, 2, 3, requires_grad=True)
+    # by hand: cross-entropy of the 4 subject cells only
+    cells = [(0, 1), (0, 2), (1, 0), (1, 2)]
+    ce = torch.stack([-torch.log_softmax(logits[0, :, i, j], 0)[target[0, i, j]] for i, j in cells]).mean()
+    torch.testing.assert_close(dense_fg_loss(logits, target), ce)
+    # background logits get no gradient from either subject-only loss
+    for fn in (dense_fg_loss, front_back_loss):
+        (g,) = torch.autograd.grad(fn(logits, target), logits)
+        assert float(g[0, :, 0, 0].abs().sum()) == 0.0 and float(g[0, :, 1, 1].abs().sum()) == 0.0
+        assert float(g.abs().sum()) > 0
+    # front/back: log-odds of "back" = lse(back labels) - lse(front labels); binary CE by hand
+    bits = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    lse = torch.logsumexp
+    odds = torch.stack([lse(logits[0, 25:, i, j], 0) - lse(logits[0, 1:25, i, j], 0) for i, j in cells])
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(odds, bits)
+    torch.testing.assert_close(front_back_loss(logits, target), ref)
+    # the right side with the wrong part costs nothing in front/back; the wrong side costs a lot
+    right_side = torch.where(target > 0, (target - 1 + 3) % 24 + 1 + 24 * ((target - 1) // 24), target)
+    wrong_side = torch.where(target > 0, (target - 1 + 24) % 48 + 1, target)
+    hot = lambda t: torch.nn.functional.one_hot(t, 49).permute(0, 3, 1, 2).float() * 30  # noqa: E731
+    assert float(front_back_loss(hot(right_side), target)) < 1e-6
+    assert float(front_back_loss(hot(wrong_side), target)) > 10
+    assert float(dense_fg_loss(hot(right_side), target)) > 10
+    # no subject in the batch: zero, still differentiable
+    empty = torch.zeros_like(target)
+    for fn in (dense_fg_loss, front_back_loss):
+        z = fn(logits, empty)
+        assert float(z) == 0.0 and z.requires_grad
 
 
 def test_token_hook_leaves_every_output_bit_exact(tiny_model):

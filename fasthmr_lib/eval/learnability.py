@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..io import atomic_path, git_hash
 from ..models.losses import LossWeights
@@ -113,6 +114,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "fine-tune: rotation loss weight 10x + orientation-only camera-frame 3D keypoints",
         _ft(global_orient=0.2, keypoints_3d_orient=0.05),
     ),
+    # Stage 3's dense head had the front/back bit at chance (README): its loss is a mean over all cells,
+    # ~85 % background. Do the subject's cells, or the front/back bit itself, teach the facing direction?
+    "ft_dense_fg": (
+        "fine-tune: + dense cross-entropy over the subject's cells only (weight 0.5)",
+        _ft(dense_fg=0.5),
+    ),
+    "ft_front_back": (
+        "fine-tune: + front/back binary cross-entropy on the subject's cells (weight 0.5)",
+        _ft(dense_front_back=0.5),
+    ),
 }
 
 
@@ -139,13 +150,43 @@ def _tail_mean(history: pd.DataFrame, col: str, frac: float = 0.2) -> float:
     return float(history[col].iloc[-n:].mean())
 
 
+def dense_accuracy(
+    model: Any, aux: Any, dataset: Any, *, device: str = "cpu", batch: int = 32
+) -> dict[str, float]:
+    """Sub-cell accuracies of the training-only dense part head ``aux`` on every crop of ``dataset``
+    (``part_labels`` needed): ``dense_fg_acc`` (exact label on the subject's cells), ``dense_part_acc`` (the
+    part, left and right distinct), ``dense_front_back_acc`` (the front/back bit; 0.5 = chance), fractions."""
+    from torch.utils.data import DataLoader
+
+    from ..models.dense import capture_tokens, dense_targets, label_accuracy
+
+    preds, targets = [], []
+    model.eval().to(device)
+    aux.eval().to(device)
+    with torch.no_grad():
+        for b in DataLoader(dataset, batch_size=batch):
+            with capture_tokens(model) as box:
+                model(b["img"].to(device), person_mask=b["person_mask"].to(device))
+            preds.append(aux(box["tokens"]).argmax(1).to(torch.uint8).cpu())
+            targets.append(dense_targets(b["part_labels"], aux.grid, aux.sub).to(torch.uint8))
+    acc = label_accuracy(torch.cat(preds).long(), torch.cat(targets).long())
+    return {f"dense_{k if k != 'part_lr' else 'part'}_acc": v for k, v in acc.items()}
+
+
 def score(
-    model: Any, eval_world: str, *, device: str = "cpu", progress: bool = True, probe_frames: int = 1024
+    model: Any,
+    eval_world: str,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    probe_frames: int = 1024,
+    aux: Any = None,
 ) -> dict[str, float]:
     """Test-split metrics of ``model`` and of the mean pose (mm, degrees) on ``eval_world``, and the
     facing-direction probes (:mod:`.probe`: ridge from the head token / mean backbone token, fitted on
     ``probe_frames`` crops of the ``train`` split; median yaw error on the test split, degrees; 0 = skip):
-    an early sign of whether the features carry the facing direction before the output does."""
+    an early sign of whether the features carry the facing direction before the output does. With the
+    training-only dense head ``aux``, also its test-split accuracies (:func:`dense_accuracy`)."""
     from ..data.datasets import CropDataset, world_root
     from . import probe
     from .evaluate import MeanPoseModel, evaluate
@@ -169,6 +210,8 @@ def score(
         p = probe.facing_probe(fit, held).set_index("predictor")["median_deg"]
         out["probe_head_deg"] = float(p["probe: head token"])
         out["probe_backbone_deg"] = float(p["probe: mean backbone token"])
+    if aux is not None:
+        out |= dense_accuracy(model, aux, ds, device=device)
     out["mpjpe_ratio"] = out["mpjpe_mm"] / out["mean_pose_mpjpe_mm"]
     out["pa_mpjpe_ratio"] = out["pa_mpjpe_mm"] / out["mean_pose_pa_mpjpe_mm"]
     out["test_frames"] = len(ds)
@@ -193,7 +236,9 @@ def run_variant(
     t0 = time.perf_counter()
     res = train(cfg, out, resume=resume, progress=progress, final_save=False)
     train_s = res.wall_s
-    metrics = score(res.model, eval_world, device=cfg.device, progress=progress, probe_frames=probe_frames)
+    metrics = score(
+        res.model, eval_world, device=cfg.device, progress=progress, probe_frames=probe_frames, aux=res.aux
+    )
     h = res.history
     return {
         "variant": name,
@@ -208,6 +253,8 @@ def run_variant(
         "final_orient_loss": _tail_mean(h, "global_orient"),
         "final_kp3d_loss": _tail_mean(h, "keypoints_3d"),
         "final_dense_loss": _tail_mean(h, "dense_parts"),
+        "final_dense_fg_loss": _tail_mean(h, "dense_fg"),
+        "final_front_back_loss": _tail_mean(h, "dense_front_back"),
         "train_s": round(train_s, 1),
         "wall_s": round(time.perf_counter() - t0, 1),
         "git": git_hash(),

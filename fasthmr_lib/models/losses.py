@@ -31,6 +31,10 @@ class LossWeights:
     rot6d_norm: float = 0.0
     # Not in HMR2.0: cross-entropy of the training-only dense part head (models/dense.py); 0 = no head.
     dense_parts: float = 0.0
+    # Not in HMR2.0: the dense head's cross-entropy over the subject's cells only (the background, most of
+    # the crop and learned first, left out), and its front/back bit alone on those cells (models/dense.py).
+    dense_fg: float = 0.0
+    dense_front_back: float = 0.0
     # Not in HMR2.0: L1 on the 44 pelvis-relative 3D keypoints in each body's own frame (see compute_losses).
     keypoints_3d_body: float = 0.0
     # Not in HMR2.0: the camera-frame 3D keypoint L1 with the body's own joints held fixed, so its gradient

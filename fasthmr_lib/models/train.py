@@ -44,14 +44,14 @@ from ..data.crop_cache import (
 from ..data.samplers import FacingBatchSampler, RankSlice, StepBatchSampler, worker_init
 from ..io import atomic_path, manifest, write_json
 from ..precision import autocast_dtype
-from .dense import DenseHead, capture_tokens, dense_loss, dense_targets
+from .dense import DenseHead, capture_tokens, dense_fg_loss, dense_loss, dense_targets, front_back_loss
 from .losses import HMR2_LOSS_WEIGHTS, LossWeights, compute_losses, gt_body
 from .recipe import TrainConfig, training_command
 
 STATE_FILE = "train_state.pt"
 LOSS_CURVE_TERMS = (
     "total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm", "dense_parts",
-    "keypoints_3d_body", "keypoints_3d_orient",
+    "keypoints_3d_body", "keypoints_3d_orient", "dense_fg", "dense_front_back",
 )  # fmt: skip
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
@@ -96,7 +96,8 @@ def train_step(
     hold its parameters). ``net``: the module the forward runs through, the DDP wrapper of
     ``ModelAndHead(model, aux)`` (default: that module itself, single-process); its gradients are then
     the ranks' average before clipping. Returns the loss terms of :func:`compute_losses` (+
-    ``dense_parts``), means over this process's batch."""
+    ``dense_parts``, and ``dense_fg`` / ``dense_front_back`` when weighted), means over this process's
+    batch."""
     with torch.no_grad():
         gt = gt_body(model.smpl, batch)["joints44"].float()
     fwd = net if net is not None else ModelAndHead(model, aux)
@@ -109,6 +110,10 @@ def train_step(
         target = dense_targets(batch["part_labels"], aux.grid, aux.sub)
         losses["dense_parts"] = dense_loss(logits, target)
         losses["total"] = losses["total"] + weights.dense_parts * losses["dense_parts"]
+        for key, fn in (("dense_fg", dense_fg_loss), ("dense_front_back", front_back_loss)):
+            if getattr(weights, key) > 0:
+                losses[key] = fn(logits, target)
+                losses["total"] = losses["total"] + getattr(weights, key) * losses[key]
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["total"]).backward()
@@ -258,6 +263,7 @@ class TrainResult:
     out_dir: Path
     steps_done: int
     wall_s: float  # cumulative training wall time over resumed runs (s)
+    aux: DenseHead | None = None  # the training-only dense part head (not part of the model), if any
 
 
 @dataclass
@@ -314,15 +320,20 @@ def training_crops(
 
 def dense_head_for(cfg: TrainConfig, model: nn.Module, cache: CropCache) -> DenseHead | None:
     """The training-only dense part head of the recipe (on ``model``'s backbone tokens), or ``None`` when
-    ``cfg.loss_weights.dense_parts`` and ``cfg.pretrain_steps`` are 0; raises when the recipe asks for it
-    inconsistently or the crops have no part labels."""
-    if cfg.loss_weights.dense_parts <= 0 and cfg.pretrain_steps <= 0:
+    the dense loss weights (``dense_parts``, ``dense_fg``, ``dense_front_back``) and ``cfg.pretrain_steps``
+    are 0; raises when the recipe asks for it inconsistently or the crops have no part labels."""
+    w = cfg.loss_weights
+    dense = max(w.dense_parts, w.dense_fg, w.dense_front_back)
+    if dense <= 0 and cfg.pretrain_steps <= 0:
         return None
-    if cfg.loss_weights.dense_parts <= 0:
-        raise ValueError("pretrain_steps > 0 trains on the dense part loss: set loss weight dense_parts > 0")
+    if dense <= 0:
+        raise ValueError(
+            "pretrain_steps > 0 trains on the dense part loss: set loss weight dense_parts (or dense_fg, "
+            "dense_front_back) > 0"
+        )
     if cache.parts is None:
         raise ValueError(
-            f"loss weight dense_parts > 0 needs dense part labels, but the world {cfg.world!r} has none: "
+            f"a dense loss weight > 0 needs dense part labels, but the world {cfg.world!r} has none: "
             "rebuild it with this version of data_prep (python -m data_prep.build_world --profile ...)"
         )
     return DenseHead(model.cfg.vit.embed_dim, model.cfg.vit.grid, cfg.dense_sub)
@@ -417,7 +428,10 @@ def _pretrain_weights(cfg: TrainConfig, aux: DenseHead | None) -> LossWeights | 
     if not aux:
         return None
     zero = LossWeights(**{k: 0.0 for k in dataclasses.asdict(cfg.loss_weights)})
-    return dataclasses.replace(zero, dense_parts=cfg.loss_weights.dense_parts)
+    w = cfg.loss_weights
+    return dataclasses.replace(
+        zero, dense_parts=w.dense_parts, dense_fg=w.dense_fg, dense_front_back=w.dense_front_back
+    )
 
 
 def _run_steps(
@@ -533,7 +547,7 @@ def train(
         if final_save and step >= cfg.steps:
             save_final(t.model, out, cfg, data_version=data_version, train_wall_s=wall)
     state.barrier()  # every rank returns once rank 0's files are written
-    return TrainResult(model=t.model, history=hist, out_dir=out, steps_done=step, wall_s=wall)
+    return TrainResult(model=t.model, history=hist, out_dir=out, steps_done=step, wall_s=wall, aux=t.aux)
 
 
 def save_final(
