@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import roma
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from fasthmr_lib.eval.evaluate import (
     MeanPoseModel,
     evaluate,
+    facing_bins,
     mean_smpl_params,
     mpjpe_evaluator,
     orientation_summary,
@@ -245,3 +247,31 @@ def test_gt_bodies_pose_each_item_with_its_gendered_model(tmp_path):
     assert plain.loc[plain["clip_id"] == "clip1", "pve"].min() > 1.0  # neutral GT: the male mesh is off
     assert gendered.loc[~on_male, "pve"].min() > 1.0  # neutral frames keep the neutral GT
     assert load_body_model(d, "male").v_template.shape == male.v_template.shape
+
+
+def test_facing_columns_and_bins(fake_body, tmp_path):
+    ds = Frames()
+    exact = evaluate(Oracle(ds, fake_body), ds, batch_size=4, progress=False)
+    # the oracle's facing angle is the GT's, which is facing_angle_deg of the labels
+    from fasthmr_lib.body.orientation import facing_angle_deg
+
+    np.testing.assert_allclose(exact["facing_deg"], facing_angle_deg(torch.tensor(ds.go)).numpy(), atol=1e-3)
+    np.testing.assert_allclose(exact["pred_facing_deg"], exact["facing_deg"], atol=1e-2)
+    # a hand-made frame table: people facing the camera (0..20°) predicted side-on (90°), one from behind
+    # (170°) predicted at -170° (20° across the wrap-around)
+    df = pd.DataFrame(
+        {"facing_deg": [0.0, 10.0, 20.0, 170.0], "pred_facing_deg": [90.0, 90.0, 90.0, -170.0],
+         "orient_deg": [90.0, 80.0, 70.0, 20.0]}
+    )  # fmt: skip
+    t = facing_bins(df, width=90).set_index("true_facing_deg")
+    assert list(t.index) == ["[0, 90)", "[90, 180)"] and t["frames"].tolist() == [3, 1]
+    assert t.loc["[0, 90)", "yaw_err_median_deg"] == 80.0 and t.loc["[0, 90)", "yaw_bias_deg"] == 80.0
+    assert t.loc["[0, 90)", "pred_abs_facing_median_deg"] == 90.0
+    assert t.loc["[90, 180)", "yaw_err_median_deg"] == pytest.approx(20.0)
+    assert t.loc["[0, 90)", "pct_over_90deg"] == 0.0
+    with pytest.raises(ValueError, match="no 'pred_facing_deg' column"):
+        facing_bins(df.drop(columns="pred_facing_deg"))
+    with pytest.raises(ValueError, match="width must divide 360"):
+        facing_bins(df, width=50)
+    VE.plot_facing_scatter({"exact": exact, "hand": df}, path=tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0

@@ -24,8 +24,13 @@ def facing_cos(global_orient: Tensor) -> Tensor:
     return -torch.cos(yaw_of(roma.rotvec_to_rotmat(global_orient.float())))
 
 
+def facing_deg_of(rotmat: Tensor) -> Tensor:
+    """Signed facing angle (...,) in degrees, [-180, 180): 0 = facing the camera, +-180 = seen from
+    behind. rotmat (..., 3, 3) camera-frame global rotation (body -> camera)."""
+    return torch.rad2deg(torch.remainder(yaw_of(rotmat), 2 * torch.pi) - torch.pi)
+
+
 def facing_angle_deg(global_orient: Tensor) -> Tensor:
-    """Signed facing angle (N,) in degrees, (-180, 180]: 0 = facing the camera, +-180 = seen from behind.
+    """Signed facing angle (N,) in degrees, [-180, 180): 0 = facing the camera, +-180 = seen from behind.
     global_orient (N, 3) camera-frame axis-angle."""
-    yaw = yaw_of(roma.rotvec_to_rotmat(global_orient.float()))
-    return torch.rad2deg(torch.remainder(yaw, 2 * torch.pi) - torch.pi)
+    return facing_deg_of(roma.rotvec_to_rotmat(global_orient.float()))

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..body.orientation import facing_deg_of
 from ..body.smpl import GenderedBodies
 from ..config import ModelConfig
 from ..models.camera import CropCamera, convention_of
@@ -199,6 +200,8 @@ def evaluate_batches(
         if "rotmat" in out and "global_orient" in b:
             gt_go = roma.rotvec_to_rotmat(b["global_orient"].float())
             part["orient_deg"] = M.orientation_error(out["rotmat"][:, 0].float(), gt_go).cpu().numpy()
+            part["facing_deg"] = facing_deg_of(gt_go).cpu().numpy()
+            part["pred_facing_deg"] = facing_deg_of(out["rotmat"][:, 0].float()).cpu().numpy()
         if "occlusion" in b:
             part["occlusion"] = b["occlusion"].float().cpu().numpy()
         if "person_mask" in b:
@@ -246,14 +249,14 @@ def evaluate(
     ``wham_3dpw14`` needs ``h36m_regressor`` or ``FASTHMR_H36M_REGRESSOR``), ``accel`` (mm/frame², at the
     frames :func:`~fasthmr_lib.eval.metrics.clip_accel` defines, else NaN), ``accel_ms2`` (the same in m/s²
     at 30 fps, the paper's unit), ``orient_deg`` (geodesic error of the global orientation,
-    degrees; 180 = facing the opposite way), ``occlusion``, ``person_tokens`` (tokens ≥ 50 %
-    covered by the person mask), ``final_tokens`` (token-merged models only), ``focal_source``
-    (CameraHMR-convention models: where the full-image focal length came from, ``record_K`` for
-    CropDataset items) and, with
-    ``per_joint=True``, ``joint_00..`` per-joint errors in mm. ``person_mask`` is passed to the model
-    when ``use_mask`` (needed by Mask-ToMe-patched models). ``gt_bodies``
-    (:class:`~fasthmr_lib.body.smpl.GenderedBodies`): pose each item's GT with its ``gender``'s body model
-    (real 3DPW / EMDB records; WHAM does) instead of the model's own (neutral) one.
+    degrees; 180 = facing the opposite way), ``facing_deg`` / ``pred_facing_deg`` (true and predicted
+    signed facing angle, degrees, 0 = facing the camera, +-180 = from behind), ``occlusion``,
+    ``person_tokens`` (tokens ≥ 50 % covered by the person mask), ``final_tokens`` (token-merged models
+    only), ``focal_source`` (CameraHMR-convention models: where the full-image focal length came from,
+    ``record_K`` for CropDataset items) and, with ``per_joint=True``, ``joint_00..`` per-joint errors in
+    mm. ``person_mask`` is passed to the model when ``use_mask`` (needed by Mask-ToMe-patched models).
+    ``gt_bodies`` (:class:`~fasthmr_lib.body.smpl.GenderedBodies`): pose each item's GT with its
+    ``gender``'s body model (real 3DPW / EMDB records; WHAM does) instead of the model's own (neutral) one.
     """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     return evaluate_batches(
@@ -471,6 +474,33 @@ def orientation_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         o = df["orient_deg"].to_numpy(float)
         rows.append({"predictor": name, "median_deg": float(np.median(o)), "mean_deg": float(o.mean()),
                      "pct_over_90deg": float(100 * (o > 90).mean()), "frames": len(o)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def facing_bins(df: pd.DataFrame, width: float = 45.0) -> pd.DataFrame:
+    """Global-orientation error per bin of the true facing angle (``width`` degrees; evaluate() output with
+    ``facing_deg`` / ``pred_facing_deg``): frames, ``orient_median_deg``, ``yaw_err_median_deg`` (|predicted
+    - true facing|, wrapped, degrees), ``yaw_bias_deg`` (its signed mean: the direction errors lean),
+    ``pct_over_90deg``, and the median |true| and |predicted| facing angle (degrees): a model that cannot
+    tell front from back predicts ~90° (side-on) for people facing the camera or away from it."""
+    for col in ("facing_deg", "pred_facing_deg", "orient_deg"):
+        if col not in df.columns:
+            raise ValueError(f"facing_bins: no {col!r} column (evaluate() output of a model with rotmat)")
+    if not 0 < width <= 180 or 360 % width:
+        raise ValueError(f"facing_bins: width must divide 360 and be in (0, 180], got {width}")
+    d = df[["facing_deg", "pred_facing_deg", "orient_deg"]].astype(float).copy()
+    d["dyaw"] = (d["pred_facing_deg"] - d["facing_deg"] + 180.0) % 360.0 - 180.0
+    edges = np.arange(-180.0, 180.0 + width, width)
+    d["bin"] = pd.cut(d["facing_deg"], edges, right=False)
+    rows = []
+    for b, g in d.groupby("bin", observed=True):
+        rows.append({"true_facing_deg": f"[{b.left:.0f}, {b.right:.0f})", "frames": len(g),
+                     "orient_median_deg": float(g["orient_deg"].median()),
+                     "yaw_err_median_deg": float(g["dyaw"].abs().median()),
+                     "yaw_bias_deg": float(g["dyaw"].mean()),
+                     "pct_over_90deg": float(100 * (g["orient_deg"] > 90).mean()),
+                     "true_abs_facing_median_deg": float(g["facing_deg"].abs().median()),
+                     "pred_abs_facing_median_deg": float(g["pred_facing_deg"].abs().median())})  # fmt: skip
     return pd.DataFrame(rows)
 
 

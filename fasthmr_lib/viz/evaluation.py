@@ -113,6 +113,33 @@ def plot_error_vs_occlusion(df: pd.DataFrame, path: str | Path | None = None, bi
     return fig
 
 
+def plot_facing_scatter(frames: dict[str, pd.DataFrame], path: str | Path | None = None) -> Any:
+    """Predicted against true facing angle (degrees, 0 = facing the camera, +-180 = from behind), one panel
+    per predictor (name -> evaluate() DataFrame with ``facing_deg`` / ``pred_facing_deg``). Points on the
+    diagonal are right; the dashed lines are the front/back confusion (a person at phi seen as one at
+    +-180 - phi, same side towards the camera), the dotted ones side-on (+-90)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(frames), figsize=(3.6 * len(frames), 3.6), squeeze=False)
+    x = np.linspace(-180, 180, 2)
+    for ax, (name, df) in zip(axes[0], frames.items(), strict=True):
+        ax.scatter(df["facing_deg"], df["pred_facing_deg"], s=4, alpha=0.5)
+        ax.plot(x, x, color="k", lw=1, label="right")
+        ax.plot([0, 180], [180, 0], color="tab:red", ls="--", lw=1, label="front/back swapped")
+        ax.plot([-180, 0], [0, -180], color="tab:red", ls="--", lw=1)
+        for y in (-90, 90):
+            ax.axhline(y, color="gray", ls=":", lw=1)
+        ticks = np.arange(-180, 181, 90)
+        ax.set(xlim=(-180, 180), ylim=(-180, 180), xticks=ticks, yticks=ticks)
+        ax.set_xlabel("true facing angle (deg)")
+        ax.set_title(name, fontsize=9)
+    axes[0, 0].set_ylabel("predicted facing angle (deg)")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    save_matplotlib(fig, path)
+    return fig
+
+
 def plot_orientation_error(
     frames: dict[str, pd.DataFrame], path: str | Path | None = None, bins: int = 18
 ) -> Any:
