@@ -32,8 +32,10 @@ def test_fine_tune_variants_share_one_recipe_and_change_one_term():
     ctrl = L.variant_config("ft_control")
     assert ctrl.lr < L.BASE.lr
     assert ctrl.loss_weights.keypoints_3d == 0 and ctrl.loss_weights.keypoints_3d_body > 0
-    for name, changed in (("ft_orient_w", {"global_orient"}), ("ft_kp3d_orient", {"keypoints_3d_orient"}),
-                          ("ft_orient_both", {"global_orient", "keypoints_3d_orient"})):  # fmt: skip
+    cases = (("ft_orient_w", {"global_orient"}), ("ft_kp3d_orient", {"keypoints_3d_orient"}),
+             ("ft_orient_both", {"global_orient", "keypoints_3d_orient"}),
+             ("ft_dense_fg", {"dense_fg"}), ("ft_front_back", {"dense_front_back"}))  # fmt: skip
+    for name, changed in cases:
         cfg = L.variant_config(name, init_from="ckpt")
         assert cfg.init_from == "ckpt"
         moved = {f.name for f in dataclasses.fields(cfg.loss_weights)
@@ -73,3 +75,14 @@ def test_a_proxy_run_on_the_tiny_world_scores_against_the_mean_pose(tmp_path, em
     assert 0 <= row["probe_backbone_deg"] <= 180 and 0 <= row["probe_head_deg"] <= 180
     assert row["mpjpe_ratio"] == pytest.approx(row["mpjpe_mm"] / row["mean_pose_mpjpe_mm"])
     assert (tmp_path / "dense_s3_b2_seed0" / "train_state.pt").exists()
+    for k in ("dense_fg_acc", "dense_part_acc", "dense_front_back_acc"):  # the dense head's test accuracies
+        assert 0 <= row[k] <= 1, k
+    # --resume: a finished variant is scored again without training, one never started starts fresh
+    kw = dict(eval_world="tiny", runs_dir=tmp_path, progress=False, preset="tiny", world="tiny", batch=2,
+              precision="fp32", probe_frames=0, resume=True)  # fmt: skip
+    again = L.run_variant("dense", steps=3, **kw)
+    assert again["mpjpe_mm"] == pytest.approx(row["mpjpe_mm"]) and again["train_s"] == pytest.approx(
+        row["train_s"], abs=1
+    )
+    fresh = L.run_variant("base", steps=2, **kw)
+    assert fresh["steps"] == 2 and "dense_fg_acc" not in fresh

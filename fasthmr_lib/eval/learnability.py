@@ -28,7 +28,7 @@ import torch
 from ..io import atomic_path, git_hash
 from ..models.losses import LossWeights
 from ..models.recipe import TrainConfig
-from ..models.train import train
+from ..models.train import STATE_FILE, train
 from ..paths import data_dir, results_dir
 
 CSV_NAME = "learnability.csv"
@@ -234,6 +234,8 @@ def run_variant(
     init = f"_from-{Path(cfg.init_from).name}" if cfg.init_from else ""
     out = out / f"{name}_s{cfg.steps}_b{cfg.batch}_seed{cfg.seed}{init}"
     t0 = time.perf_counter()
+    # --resume continues the variants that were started and starts the others
+    resume = resume and (out / STATE_FILE).exists()
     res = train(cfg, out, resume=resume, progress=progress, final_save=False)
     train_s = res.wall_s
     metrics = score(
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--eval-world", default="default")
     ap.add_argument("--device", default=BASE.device)
     ap.add_argument("--out", type=Path, default=results_dir() / "diagnostics")
-    ap.add_argument("--resume", action="store_true", help="continue interrupted runs")
+    ap.add_argument("--resume", action="store_true", help="continue interrupted runs (others start fresh)")
     ap.add_argument("--init-from", default="", help="checkpoint folder to fine-tune from (the ft_* variants)")
     ap.add_argument(
         "--probe-frames", type=int, default=1024, help="train crops for the facing probes (0 = no probes)"
