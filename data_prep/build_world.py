@@ -59,6 +59,22 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_frames": 64,
         "seed_offset": 2_000_000,
     },
+    # front/back learnability proxies (issue 16; scripts/measure_front_back.py): the same 448 short clips
+    # (384 train, 64 test: many people and facing directions) with today's subtle front/back cues of the
+    # clothes and hair and with strong ones (RenderConfig.front_cues); ~6 min each
+    "front_back_subtle": {
+        "n_clips": {"train": 384, "calib": 0, "test": 64},
+        "n_frames": 8,
+        "frame_stride": 12,
+        "seed_offset": 3_000_000,
+    },
+    "front_back_strong": {
+        "n_clips": {"train": 384, "calib": 0, "test": 64},
+        "n_frames": 8,
+        "frame_stride": 12,
+        "seed_offset": 3_000_000,
+        "render": {"front_cues": "strong"},
+    },
 }
 
 
@@ -209,7 +225,7 @@ def build_world(
     stride = int(spec.get("frame_stride", 1))
     if stride < 1:
         raise ValueError(f"frame_stride must be >= 1, got {stride!r}")
-    cfg = cfg or RenderConfig()
+    cfg = cfg or RenderConfig(**spec.get("render", {}))
     root = Path(root) if root is not None else world_root(profile)
     body = body_model_info(smpl_dir)
     params = _build_params(profile, seed, cfg, body, spec)

@@ -64,9 +64,23 @@ class RenderConfig:
     occluder_prob: float = 0.5  # P(a clip has occluders)
     max_occluders: int = 2
     degrade: float = 1.0  # strength of the segmenter-like mask degradation (0 = exact copy)
+    # front/back cues of the clothes and hair: "subtle" (the worlds since render version 2) or "strong"
+    # (issue 16: a small ViT did not learn front from back on the subtle ones; see person_face_colors)
+    front_cues: str = "subtle"
+
+    def __post_init__(self) -> None:
+        if self.front_cues not in ("subtle", "strong"):
+            raise ValueError(
+                f"RenderConfig.front_cues: expected 'subtle' or 'strong', got {self.front_cues!r}"
+            )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; ``front_cues`` only when not "subtle", so the build parameters (and data
+        versions) of the worlds made before it existed are unchanged."""
+        d = asdict(self)
+        if d["front_cues"] == "subtle":
+            d.pop("front_cues")
+        return d
 
 
 # ------------------------------------------------------------------------------------------ geometry
@@ -151,9 +165,14 @@ def make_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def person_face_colors(rng: np.random.Generator, lbs_weights: np.ndarray, v_template: np.ndarray, faces):
+def person_face_colors(
+    rng: np.random.Generator, lbs_weights: np.ndarray, v_template: np.ndarray, faces, strong: bool = False
+):
     """Per-face RGB (F,3) float 0..255 of one person: skin, hair, shirt (plain / stripes / two-tone),
-    short or long sleeves, trousers, shoes; parts from the skinning weights' argmax."""
+    short or long sleeves, trousers, shoes; parts from the skinning weights' argmax. ``strong``: front/back
+    cues a small network can pick up (``RenderConfig.front_cues``): a large chest print on every shirt in a
+    colour far from the shirt's, hair that contrasts with the skin (a face is a light or dark oval where the
+    back of the head is the other), and back pockets on the trousers."""
     part = lbs_weights.argmax(1)[faces[:, 0]]
     y = v_template[faces, 1].mean(1)
     skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.05)
@@ -185,15 +204,28 @@ def person_face_colors(rng: np.random.Generator, lbs_weights: np.ndarray, v_temp
         if np.abs(back - shirt).sum() < 150:  # keep front and back clearly different
             back = 255.0 - shirt
         col[torso & (z < zt)] = back
-        if rng.uniform() < 0.8:  # chest print: a patch on the front of the shirt
+        # "strong" draws the same random numbers as "subtle", so both render the same scenes
+        printed = rng.uniform() < 0.8
+        if printed:  # chest print: a patch on the front of the shirt
             y0, y1 = np.quantile(y[torso], [0.45, 0.8])
             col[torso & (z > zt) & (y > y0) & (y < y1)] = rng.uniform(15, 240, 3)
+        if strong:  # a large chest print on every shirt, far from the shirt's colour
+            y0, y1 = np.quantile(y[torso], [0.3, 0.85])
+            col[torso & (z > zt) & (y > y0) & (y < y1)] = np.where(shirt < 128, 225.0, 30.0)  # >= 97 apart
     col[np.isin(part, _LEGS)] = pants
+    thighs = np.isin(part, (1, 2))
+    if strong and thighs.any():  # back pockets: darker patches on the seat of the trousers
+        zp, yp = np.median(z[thighs]), np.quantile(y[thighs], 0.7)
+        col[thighs & (z < zp) & (y > yp)] = pants * 0.45
     feet = np.isin(part, _FEET)
     col[feet] = shoes
     if feet.any():  # toe caps: the front part of each shoe
         col[feet & (z > np.quantile(z[feet], 0.6))] = np.clip(255.0 - shoes, 30, 230)
     head = np.isin(part, (15,))
+    if strong:  # hair far from the skin tone: dark on light skin, light on dark skin (no new draws)
+        lum = float(skin @ np.array([0.299, 0.587, 0.114]))
+        u = (hair - 10.0) / 110.0  # the drawn hair colour, 0..1 per channel
+        hair = (10.0 + 35.0 * u if lum > 110 else 170.0 + 60.0 * u).astype(np.float32)
     if head.any():
         yh = np.quantile(y[head], rng.uniform(0.45, 0.7))
         zh = np.median(z[head])
@@ -353,7 +385,10 @@ def render_clip(
 
     # ---- distractors: own limb motion, root placed relative to the subject's smoothed track
     n_dis = _sample_count(rng, cfg.distractor_probs)
-    people = [dict(verts=sw["vertices"], colors=person_face_colors(rng, bc.lbs, bc.v_template, bc.faces))]
+    strong = cfg.front_cues == "strong"
+    people = [
+        dict(verts=sw["vertices"], colors=person_face_colors(rng, bc.lbs, bc.v_template, bc.faces, strong))
+    ]
     right0, fwd0 = cam_R[0, 0], cam_R[0, 2]  # camera axes in the world at t=0
     path = smooth(np.asarray(sub["transl"], np.float64), max(1, int(cfg.follow_window_s * fps)))
     for d in range(n_dis):
@@ -373,7 +408,7 @@ def render_clip(
         dtr[:, [0, 2]] = path[:, [0, 2]] + off[[0, 2]] + 0.15 * (dtr[:, [0, 2]] - dtr[:1, [0, 2]])
         dtr[:, 1] += floor - dfloor
         dv = bc.pose(dm["global_orient"], dm["body_pose"], dm["betas"], dtr)["vertices"]
-        people.append(dict(verts=dv, colors=person_face_colors(rng, bc.lbs, bc.v_template, bc.faces)))
+        people.append(dict(verts=dv, colors=person_face_colors(rng, bc.lbs, bc.v_template, bc.faces, strong)))
 
     # ---- background canvas (directions at infinity, warped by the camera rotation), occluders, light
     margin = W // 2

@@ -17,6 +17,9 @@ drawn as in training (``train_wide``, augmented, seeded); test accuracy every ``
     python scripts/measure_front_back.py probe --checkpoint checkpoints/small
     python scripts/measure_front_back.py learn --net vit --checkpoint checkpoints/small --steps 300
     python scripts/measure_front_back.py learn --net resnet18 --steps 600
+    # the same on the proxy worlds with subtle and strong front/back cues (data_prep.build_world profiles)
+    python scripts/measure_front_back.py learn --net resnet18 --steps 600 --world front_back_strong \
+        --eval-world front_back_strong
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ def ridge_classify(x_fit: Tensor, y_fit: Tensor, x_eval: Tensor, lam: float = 10
 
 
 @torch.no_grad()
-def _features(model: nn.Module, split: str, every: int) -> dict[str, Tensor]:
-    ds = CropDataset(world_root("default"), split)
+def _features(model: nn.Module, world: str, split: str, every: int) -> dict[str, Tensor]:
+    ds = CropDataset(world_root(world), split)
     f: dict[str, list[Tensor]] = {
         k: [] for k in ("all", "subject", "head", "front", "pred_front", "tok", "tok_back")
     }
@@ -103,10 +106,11 @@ def _features(model: nn.Module, split: str, every: int) -> dict[str, Tensor]:
     return {k: torch.cat(v) for k, v in f.items()}
 
 
-def probe(checkpoint: str) -> list[dict[str, Any]]:
-    """Front/back accuracies (fractions) of the model's output and of ridge probes on its features."""
+def probe(checkpoint: str, eval_world: str = "default") -> list[dict[str, Any]]:
+    """Front/back accuracies (fractions) of the model's output and of ridge probes on its features (fitted
+    on ``eval_world``'s train crops, scored on its test crops)."""
     model = load_checkpoint(checkpoint, smpl=load_body_model()).eval()
-    fit, held = _features(model, "train", 2), _features(model, "test", 1)
+    fit, held = _features(model, eval_world, "train", 2), _features(model, eval_world, "test", 1)
     acc = {"model output": float((held["pred_front"] == held["front"]).float().mean())}
     for key, name in (("all", "probe: mean backbone token"), ("subject", "probe: mean subject token"),
                       ("head", "probe: head token")):  # fmt: skip
@@ -116,15 +120,23 @@ def probe(checkpoint: str) -> list[dict[str, Any]]:
     acc["probe: each subject token's own label"] = float((pred == held["tok_back"]).float().mean())
     share = float(held["front"].float().mean())
     n = len(held["front"])
-    return [{"kind": "probe", "net": "vit", "checkpoint": checkpoint, "predictor": k, "test_acc": v,
-             "test_front_share": share, "test_frames": n} for k, v in acc.items()]  # fmt: skip
+    return [{"kind": "probe", "net": "vit", "checkpoint": checkpoint, "world": eval_world,
+             "eval_world": eval_world, "predictor": k, "test_acc": v, "test_front_share": share,
+             "test_frames": n} for k, v in acc.items()]  # fmt: skip
 
 
 def learn(
-    net: str, checkpoint: str, steps: int, batch: int, seed: int, eval_every: int
+    net: str,
+    checkpoint: str,
+    steps: int,
+    batch: int,
+    seed: int,
+    eval_every: int,
+    world: str = "train_wide",
+    eval_world: str = "default",
 ) -> list[dict[str, Any]]:
-    """Train the front/back bit directly; one row per evaluation (test accuracy, train loss of the last
-    ``eval_every`` steps)."""
+    """Train the front/back bit directly on ``world``'s train crops; one row per evaluation on
+    ``eval_world``'s test crops (accuracy, train loss of the last ``eval_every`` steps)."""
     torch.manual_seed(seed)
     if net == "vit":
         model = load_checkpoint(checkpoint, smpl=load_body_model())
@@ -153,9 +165,9 @@ def learn(
         train_mode, checkpoint = [model], ""
     else:
         raise SystemExit(f"--net: expected vit or resnet18, got {net!r}")
-    cfg = TrainConfig(preset="small", world="train_wide", batch=batch, seed=seed, steps=steps)
+    cfg = TrainConfig(preset="small", world=world, batch=batch, seed=seed, steps=steps)
     cache, _ = training_crops(cfg, None, progress=False)
-    test = CropDataset(world_root("default"), "test")
+    test = CropDataset(world_root(eval_world), "test")
 
     @torch.no_grad()
     def test_acc() -> float:
@@ -173,8 +185,9 @@ def learn(
 
     def row(step: int) -> dict[str, Any]:
         loss = float(np.mean(losses[-eval_every:])) if losses else float("nan")
-        return {"kind": "learn", "net": net, "checkpoint": checkpoint, "predictor": f"{net} step {step}",
-                "step": step, "test_acc": test_acc(), "train_loss": loss,
+        return {"kind": "learn", "net": net, "checkpoint": checkpoint, "world": world,
+                "eval_world": eval_world, "predictor": f"{net} step {step}", "step": step,
+                "test_acc": test_acc(), "train_loss": loss,
                 "train_s": round(time.perf_counter() - t0, 1), "test_front_share": share,
                 "test_frames": len(test)}  # fmt: skip
 
@@ -206,18 +219,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=150)
+    ap.add_argument("--world", default="train_wide", help="learn: the world trained on (train split)")
+    ap.add_argument(
+        "--eval-world", default="default", help="the world whose test split scores (probe: also fit)"
+    )
     ap.add_argument("--out", type=Path, default=CSV)
     a = ap.parse_args(argv)
     if a.mode == "probe":
-        rows = probe(a.checkpoint)
+        rows = probe(a.checkpoint, a.eval_world)
     else:
-        rows = learn(a.net, a.checkpoint, a.steps, a.batch, a.seed, a.eval_every)
+        rows = learn(a.net, a.checkpoint, a.steps, a.batch, a.seed, a.eval_every, a.world, a.eval_world)
     new = pd.DataFrame(rows).assign(created=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"))
     df = pd.concat([pd.read_csv(a.out), new], ignore_index=True) if a.out.exists() else new
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(a.out) as tmp:
         df.to_csv(tmp, index=False, float_format="%.4g")
-    tag = f"{a.mode}_{a.net if a.mode == 'learn' else Path(a.checkpoint).name}"
+    tag = f"{a.mode}_{a.net if a.mode == 'learn' else Path(a.checkpoint).name}_{a.world}_{a.eval_world}"
     write_json(
         a.out.with_name(f"front_back_{tag}_manifest.json"),
         manifest(vars(a) | {"out": str(a.out)}, seed=a.seed),

@@ -21,6 +21,7 @@ from data_prep.render import (
     degrade_mask,
     face_part_labels,
     look_at,
+    person_face_colors,
     project,
     render_clip,
     to_camera_params,
@@ -226,6 +227,34 @@ def _label_cover(body, V, K, H, W) -> np.ndarray:
     for f, box, inside in _triangles(uv, H, W):
         out[(lab[f], *box)] |= inside
     return out
+
+
+def test_strong_front_back_cues_recolour_the_same_draws(body_dir):
+    """RenderConfig.front_cues: "strong" draws the same random numbers as "subtle" (the two proxy worlds
+    show the same scenes) and only recolours the torso, thighs and head: every shirt front gets a print far
+    from the shirt's colour; "subtle" leaves the build parameters of older worlds unchanged."""
+    from data_prep.render import _Body
+    from fasthmr_lib.body.smpl import load_body_model
+
+    bc = _Body(load_body_model(body_dir))
+    part = bc.lbs.argmax(1)[bc.faces[:, 0]]
+    z = bc.v_template[bc.faces, 2].mean(1)
+    torso = np.isin(part, (0, 3, 6, 9, 13, 14))
+    front = torso & (z > np.median(z[torso]))
+    untouched = ~np.isin(part, (0, 3, 6, 9, 13, 14, 1, 2, 15))  # torso, thighs, head
+    for seed in range(6):
+        ra, rb = np.random.default_rng(seed), np.random.default_rng(seed)
+        sub = person_face_colors(ra, bc.lbs, bc.v_template, bc.faces)
+        strong = person_face_colors(rb, bc.lbs, bc.v_template, bc.faces, strong=True)
+        assert ra.uniform() == rb.uniform()  # the same draws consumed
+        assert np.array_equal(sub[untouched], strong[untouched])
+        assert not np.array_equal(sub, strong)
+        cols = np.unique(strong[front], axis=0)  # shirt (or stripes) and the print: >= 97 apart per channel
+        assert (np.abs(cols[:, None] - cols[None]).min(-1) >= 97).any()
+    assert "front_cues" not in RenderConfig().to_dict()
+    assert RenderConfig(front_cues="strong").to_dict()["front_cues"] == "strong"
+    with pytest.raises(ValueError, match="front_cues"):
+        RenderConfig(front_cues="loud")
 
 
 def test_face_labels_mark_the_front_and_back_of_the_rest_pose():
