@@ -34,7 +34,8 @@ def test_fine_tune_variants_share_one_recipe_and_change_one_term():
     assert ctrl.loss_weights.keypoints_3d == 0 and ctrl.loss_weights.keypoints_3d_body > 0
     cases = (("ft_orient_w", {"global_orient"}), ("ft_kp3d_orient", {"keypoints_3d_orient"}),
              ("ft_orient_both", {"global_orient", "keypoints_3d_orient"}),
-             ("ft_dense_fg", {"dense_fg"}), ("ft_front_back", {"dense_front_back"}))  # fmt: skip
+             ("ft_dense_fg", {"dense_fg"}), ("ft_front_back", {"dense_front_back"}),
+             ("ft_orient_chord", {"global_orient", "global_orient_chord"}))  # fmt: skip
     for name, changed in cases:
         cfg = L.variant_config(name, init_from="ckpt")
         assert cfg.init_from == "ckpt"

@@ -126,3 +126,44 @@ def test_orientation_only_keypoints_move_the_facing_direction_not_the_body(fake_
     assert g[:, :3].abs().sum() > 1e-3 and g[:, 3:].abs().max() < 1e-6
     (g_cam,) = torch.autograd.grad(losses["keypoints_3d"], pose)
     assert g_cam[:, 3:].abs().max() > 1e-3  # HMR2.0's term does bend the body
+
+
+def test_chord_orientation_loss_prefers_committing_to_hedging_between_front_and_back(fake_body):
+    """With the GT facing theta or theta + 180 deg at even odds, HMR2.0's squared rotation term costs the
+    same for every predicted yaw (4 on average), while the unsquared chord costs sqrt(2) for committing to
+    either direction and 2 for the side-on hedge; a perfect prediction costs 0 in both."""
+    import math
+
+    import roma
+
+    ds = FakeCrops(fake_body, n=2)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(2)])
+    gt_pose = torch.cat([batch["global_orient"], batch["body_pose"]], -1)
+    gt = fake_body.from_axis_angle(gt_pose, batch["betas"])
+    gt_go = roma.rotvec_to_rotmat(batch["global_orient"])
+    # the second sample's GT is the first's turned 180 deg about the camera's vertical (y) axis
+    gt_go[1] = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi, 0.0])) @ gt_go[0]
+    batch["global_orient"] = roma.rotmat_to_rotvec(gt_go)
+    batch["body_pose"][1] = batch["body_pose"][0]
+
+    def losses_for(yaw_deg: float) -> dict[str, torch.Tensor]:
+        turn = roma.rotvec_to_rotmat(torch.tensor([0.0, math.radians(yaw_deg), 0.0]))
+        go = (turn @ gt_go[0]).expand(2, 3, 3)  # the same prediction for both samples
+        rot = torch.cat([go[:, None], roma.rotvec_to_rotmat(batch["body_pose"].view(2, 23, 3))], 1)
+        j = fake_body(rot[:, :1], rot[:, 1:], batch["betas"])["joints44"]
+        p6 = torch.cat([rot[..., 0], rot[..., 1]], -1).reshape(2, 144)
+        out = {"rotmat": rot, "pose6d": p6, "betas": batch["betas"], "joints3d": j, "joints2d": j[..., :2]}
+        return compute_losses(
+            out, batch, gt["joints44"], LossWeights(global_orient=0.0, global_orient_chord=1.0)
+        )
+
+    commit, hedge = losses_for(0.0), losses_for(90.0)
+    assert float(commit["global_orient"]) == pytest.approx(4.0, abs=1e-4)
+    assert float(hedge["global_orient"]) == pytest.approx(4.0, abs=1e-4)
+    assert float(commit["global_orient_chord"]) == pytest.approx(math.sqrt(2.0), abs=1e-4)
+    assert float(hedge["global_orient_chord"]) == pytest.approx(2.0, abs=1e-4)
+    assert float(losses_for(180.0)["global_orient_chord"]) == pytest.approx(math.sqrt(2.0), abs=1e-4)
+    # the weights: only the chord term enters the total here, beside HMR2.0's keypoint terms
+    parts = ("keypoints_3d", 0.05), ("keypoints_2d", 0.01), ("body_pose", 0.001), ("betas", 0.0005)
+    expect = float(hedge["global_orient_chord"]) + sum(w * float(hedge[k]) for k, w in parts)
+    assert float(hedge["total"]) == pytest.approx(expect, rel=1e-5)

@@ -124,6 +124,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "fine-tune: + front/back binary cross-entropy on the subject's cells (weight 0.5)",
         _ft(dense_front_back=0.5),
     ),
+    # The shipped small hedges: people facing the camera or away from it come out side-on (ev.facing_bins).
+    # HMR2.0's squared rotation loss is indifferent between hedging and committing when front and back are
+    # at even odds; the unsquared chord prefers committing (losses.py). Weight 0.6 ~ the 10x squared term's
+    # gradient at a typical chord of 1.5 (2 x 1.5 x 0.2), so the comparison with ft_orient_w is the shape.
+    "ft_orient_chord": (
+        "fine-tune: global-orientation loss unsquared (chord |R - R_gt|, weight 0.6) instead of squared",
+        _ft(global_orient=0.0, global_orient_chord=0.6),
+    ),
 }
 
 

@@ -40,6 +40,8 @@ class LossWeights:
     # Not in HMR2.0: the camera-frame 3D keypoint L1 with the body's own joints held fixed, so its gradient
     # reaches the global orientation only (see compute_losses).
     keypoints_3d_orient: float = 0.0
+    # Not in HMR2.0: the global orientation's chord distance |R - R_gt|_F, unsquared (see compute_losses).
+    global_orient_chord: float = 0.0
 
 
 HMR2_LOSS_WEIGHTS = LossWeights()  # the default of every ``weights`` argument
@@ -91,7 +93,15 @@ def compute_losses(
     kp = batch["joints2d"]
     vis = kp[..., 2:3]
     l2d = (vis * (out["joints2d"].float() - kp[..., :2]).abs()).sum(dim=(1, 2)).mean()
-    lgo = ((rot[:, 0] - gt_rot[:, 0]) ** 2).sum(dim=(1, 2)).mean()
+    lgo_per = ((rot[:, 0] - gt_rot[:, 0]) ** 2).sum(dim=(1, 2))
+    lgo = lgo_per.mean()
+    # Chord term (ours, not HMR2.0): |R - R_gt|_F = 2 sqrt(2) sin(theta / 2), theta the rotation angle
+    # between them. Where front and back cannot be told apart, the GT facing is theta or theta + 180 deg
+    # with even odds; HMR2.0's squared term scores every yaw alike then (8 sin^2 is linear in cos theta),
+    # so nothing stops the hedge the shipped small shows (side-on for people facing towards or away from
+    # the camera, README). The unsquared chord is concave in theta: committing to either direction costs
+    # sqrt(2) on average, side-on costs 2, as MPJPE (an unsquared distance) scores them.
+    lgo_chord = (lgo_per + 1e-12).sqrt().mean()
     lbp = ((rot[:, 1:] - gt_rot[:, 1:]) ** 2).sum(dim=(1, 2, 3)).mean()
     lbe = ((out["betas"].float() - batch["betas"]) ** 2).sum(dim=1).mean()
     # 6D-norm term (ours, not HMR2.0). Gram-Schmidt (Zhou et al. CVPR 2019) is scale invariant, so
@@ -110,6 +120,7 @@ def compute_losses(
         + w.rot6d_norm * lnorm
         + w.keypoints_3d_body * l3d_body
         + w.keypoints_3d_orient * l3d_orient
+        + w.global_orient_chord * lgo_chord
     )
     return {
         "total": total,
@@ -121,4 +132,5 @@ def compute_losses(
         "rot6d_norm": lnorm,
         "keypoints_3d_body": l3d_body,
         "keypoints_3d_orient": l3d_orient,
+        "global_orient_chord": lgo_chord,
     }

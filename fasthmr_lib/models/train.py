@@ -52,6 +52,7 @@ STATE_FILE = "train_state.pt"
 LOSS_CURVE_TERMS = (
     "total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm", "dense_parts",
     "keypoints_3d_body", "keypoints_3d_orient", "dense_fg", "dense_front_back",
+    "global_orient_chord",
 )  # fmt: skip
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
