@@ -35,7 +35,8 @@ def test_fine_tune_variants_share_one_recipe_and_change_one_term():
     cases = (("ft_orient_w", {"global_orient"}), ("ft_kp3d_orient", {"keypoints_3d_orient"}),
              ("ft_orient_both", {"global_orient", "keypoints_3d_orient"}),
              ("ft_dense_fg", {"dense_fg"}), ("ft_front_back", {"dense_front_back"}),
-             ("ft_orient_chord", {"global_orient", "global_orient_chord"}))  # fmt: skip
+             ("ft_orient_chord", {"global_orient", "global_orient_chord"}),
+             ("ft_front_back_crop", {"front_back_crop"}))  # fmt: skip
     for name, changed in cases:
         cfg = L.variant_config(name, init_from="ckpt")
         assert cfg.init_from == "ckpt"

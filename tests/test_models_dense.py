@@ -109,3 +109,23 @@ def test_token_hook_leaves_every_output_bit_exact(tiny_model):
         if isinstance(v, torch.Tensor):
             assert torch.equal(v, hooked[k]) and torch.equal(v, after[k]), k
     assert not tiny_model.backbone.last_norm._forward_hooks  # removed on exit
+
+
+def test_facing_read_out_pools_the_subject_tokens_and_its_loss_is_the_binary_cross_entropy():
+    from fasthmr_lib.models.dense import facing_loss
+
+    torch.manual_seed(0)
+    head = DenseHead(dim=8, grid=(3, 2), sub=2, num_classes=5, facing=True)
+    tok = torch.randn(2, 6, 8)
+    subject = torch.tensor([[True, True, False, False, False, False], [False] * 6])
+    logit = head.facing_logit(tok, subject)
+    torch.testing.assert_close(logit[0], head.facing(tok[0, :2].mean(0))[0])  # the subject's tokens only
+    torch.testing.assert_close(logit[1], head.facing(tok[1].mean(0))[0])  # none marked: every token
+    behind = torch.tensor([True, False])
+    expect = -(torch.nn.functional.logsigmoid(logit[0]) + torch.nn.functional.logsigmoid(-logit[1])) / 2
+    torch.testing.assert_close(facing_loss(logit, behind), expect)
+    # without facing=True the head has no read-out (and its state dict is the one older runs saved)
+    plain = DenseHead(dim=8, grid=(3, 2), sub=2, num_classes=5)
+    assert set(plain.state_dict()) == {"proj.weight", "proj.bias"}
+    with pytest.raises(ValueError, match="facing=True"):
+        plain.facing_logit(tok, subject)

@@ -260,3 +260,18 @@ def test_init_from_a_shipped_checkpoint_starts_from_its_weights(fake_body, tmp_p
     cfg = TrainConfig(preset="tiny", steps=1, batch=2, init_from=str(tmp_path / "a"))
     cmd = training_command(cfg, tmp_path / "b")
     assert f"--init-from {tmp_path / 'a'}" in cmd and parse_args(shlex.split(cmd)[3:])[0] == cfg
+
+
+def test_crop_level_facing_loss_trains_a_read_out_that_the_checkpoint_leaves_out(fake_body, tmp_path):
+    from fasthmr_lib.models.checkpoints import load_checkpoint
+
+    cache = build_crop_cache(FakeCrops(fake_body, n=6, parts=True), progress=False)
+    cfg = TrainConfig(steps=3, batch=2, lr=1e-3, warmup=1, log_every=1, save_every=3, seed=0,
+                      loss_weights=LossWeights(front_back_crop=1.0))  # fmt: skip
+    res = train(cfg, tmp_path / "f", model=_model(fake_body), dataset=cache, progress=False, data_version="x")
+    h = res.history
+    assert res.aux is not None and res.aux.facing is not None
+    assert (h["front_back_crop"] > 0).all() and np.isfinite(h["total"]).all()
+    assert set(load_checkpoint(tmp_path / "f", smpl=fake_body).state_dict()) == set(
+        _model(fake_body).state_dict()
+    )

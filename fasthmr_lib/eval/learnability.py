@@ -132,6 +132,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "fine-tune: global-orientation loss unsquared (chord |R - R_gt|, weight 0.6) instead of squared",
         _ft(global_orient=0.0, global_orient_chord=0.6),
     ),
+    # A direct target for the bit: the stage-3 backbone fine-tuned on it alone was at chance for 600 steps,
+    # then 0.76 at 900 (scripts/measure_front_back.py): does it, beside the HMR losses, reach the yaw?
+    "ft_front_back_crop": (
+        "fine-tune: + crop-level seen-from-behind bit (linear on the mean subject token, weight 0.5)",
+        _ft(front_back_crop=0.5),
+    ),
 }
 
 
@@ -163,12 +169,15 @@ def dense_accuracy(
 ) -> dict[str, float]:
     """Sub-cell accuracies of the training-only dense part head ``aux`` on every crop of ``dataset``
     (``part_labels`` needed): ``dense_fg_acc`` (exact label on the subject's cells), ``dense_part_acc`` (the
-    part, left and right distinct), ``dense_front_back_acc`` (the front/back bit; 0.5 = chance), fractions."""
+    part, left and right distinct), ``dense_front_back_acc`` (the front/back bit; 0.5 = chance), fractions;
+    with a facing read-out (``front_back_crop``) also ``facing_crop_acc``: its crop-level "seen from behind"
+    bit against the GT facing direction."""
     from torch.utils.data import DataLoader
 
+    from ..body.orientation import facing_angle_deg
     from ..models.dense import capture_tokens, dense_targets, label_accuracy
 
-    preds, targets = [], []
+    preds, targets, facing_ok = [], [], []
     model.eval().to(device)
     aux.eval().to(device)
     with torch.no_grad():
@@ -177,8 +186,15 @@ def dense_accuracy(
                 model(b["img"].to(device), person_mask=b["person_mask"].to(device))
             preds.append(aux(box["tokens"]).argmax(1).to(torch.uint8).cpu())
             targets.append(dense_targets(b["part_labels"], aux.grid, aux.sub).to(torch.uint8))
+            if aux.facing is not None:
+                subject = dense_targets(b["part_labels"], aux.grid, 1).flatten(1).to(device) > 0
+                behind = aux.facing_logit(box["tokens"], subject).cpu() > 0
+                facing_ok.append(behind == (facing_angle_deg(b["global_orient"]).abs() >= 90))
     acc = label_accuracy(torch.cat(preds).long(), torch.cat(targets).long())
-    return {f"dense_{k if k != 'part_lr' else 'part'}_acc": v for k, v in acc.items()}
+    out = {f"dense_{k if k != 'part_lr' else 'part'}_acc": v for k, v in acc.items()}
+    if facing_ok:
+        out["facing_crop_acc"] = float(torch.cat(facing_ok).float().mean())
+    return out
 
 
 def score(
@@ -265,6 +281,8 @@ def run_variant(
         "final_dense_loss": _tail_mean(h, "dense_parts"),
         "final_dense_fg_loss": _tail_mean(h, "dense_fg"),
         "final_front_back_loss": _tail_mean(h, "dense_front_back"),
+        "final_facing_crop_loss": _tail_mean(h, "front_back_crop"),
+        "final_orient_chord_loss": _tail_mean(h, "global_orient_chord"),
         "train_s": round(train_s, 1),
         "wall_s": round(time.perf_counter() - t0, 1),
         "git": git_hash(),

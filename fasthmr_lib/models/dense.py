@@ -12,6 +12,11 @@ PARE (Kocabas et al. ICCV 2021) uses part segmentation as an auxiliary task insi
 The head is never part of :class:`~fasthmr_lib.models.hmr.HMR`: inference, parameter names and the
 checkpoint format are HMR2.0's, and the training loop keeps the head in its own state (``train_state``).
 It reads the tokens through a forward hook on ``backbone.last_norm`` (:func:`capture_tokens`).
+
+Optionally (``facing=True``) the head also says, for the whole crop, whether the subject is seen from behind:
+a linear read-out of the mean of the subject's tokens (:meth:`DenseHead.facing_logit`), trained with a
+binary cross-entropy to the GT facing direction (:func:`facing_loss`; ours). The dense front/back bit is a
+property of each pixel's surface; this one is the person's, the bit the global orientation's yaw needs.
 """
 
 from __future__ import annotations
@@ -32,13 +37,31 @@ class DenseHead(nn.Module):
     One ``Linear(C, sub*sub*K)`` per token (no spatial mixing: every token must know its own pixels)."""
 
     def __init__(
-        self, dim: int, grid: tuple[int, int], sub: int = 4, num_classes: int = NUM_PART_LABELS
+        self,
+        dim: int,
+        grid: tuple[int, int],
+        sub: int = 4,
+        num_classes: int = NUM_PART_LABELS,
+        facing: bool = False,
     ) -> None:
         super().__init__()
         if sub < 1 or 16 % sub:
             raise ValueError(f"DenseHead: sub must divide the 16-px patch (1, 2, 4, 8, 16), got {sub}")
         self.grid, self.sub, self.num_classes = tuple(grid), int(sub), int(num_classes)
         self.proj = nn.Linear(dim, sub * sub * num_classes)
+        # crop-level "seen from behind" read-out (only when asked, so older train states load unchanged)
+        self.facing = nn.Linear(dim, 1) if facing else None
+
+    def facing_logit(self, tokens: Tensor, subject: Tensor) -> Tensor:
+        """Log-odds (B,) that the subject is seen from behind (|facing angle| >= 90°), read from the mean of
+        its tokens. tokens (B, N, C); subject (B, N) bool, the tokens showing the subject (a crop without
+        any reads the mean of all its tokens)."""
+        if self.facing is None:
+            raise ValueError("DenseHead.facing_logit: the head was built without facing=True")
+        fg = subject.to(tokens.dtype)[..., None]
+        fg = torch.where(fg.sum(1, keepdim=True) > 0, fg, torch.ones_like(fg))
+        pooled = (tokens * fg).sum(1) / fg.sum(1)
+        return self.facing(pooled).float()[:, 0]
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (B, rows*cols, C) -> logits (B, K, rows*sub, cols*sub) float."""
@@ -112,6 +135,11 @@ def front_back_loss(logits: Tensor, targets: Tensor) -> Tensor:
     half = (lg.shape[1] - 1) // 2
     odds = torch.logsumexp(lg[:, 1 + half :], 1) - torch.logsumexp(lg[:, 1 : 1 + half], 1)
     return F.binary_cross_entropy_with_logits(odds, ((tg - 1) // half).float())
+
+
+def facing_loss(logit: Tensor, seen_from_behind: Tensor) -> Tensor:
+    """Binary cross-entropy of :meth:`DenseHead.facing_logit` (B,) to the GT bit (B,) bool -> scalar."""
+    return F.binary_cross_entropy_with_logits(logit, seen_from_behind.float())
 
 
 @contextmanager

@@ -35,6 +35,8 @@ class LossWeights:
     # the crop and learned first, left out), and its front/back bit alone on those cells (models/dense.py).
     dense_fg: float = 0.0
     dense_front_back: float = 0.0
+    # Not in HMR2.0: the dense head's crop-level "seen from behind" bit (DenseHead.facing_logit).
+    front_back_crop: float = 0.0
     # Not in HMR2.0: L1 on the 44 pelvis-relative 3D keypoints in each body's own frame (see compute_losses).
     keypoints_3d_body: float = 0.0
     # Not in HMR2.0: the camera-frame 3D keypoint L1 with the body's own joints held fixed, so its gradient

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .. import dist
-from ..body.orientation import facing_cos
+from ..body.orientation import facing_angle_deg, facing_cos
 from ..config import get_preset
 from ..data.crop_cache import (
     AugmentedCrops,
@@ -44,7 +44,15 @@ from ..data.crop_cache import (
 from ..data.samplers import FacingBatchSampler, RankSlice, StepBatchSampler, worker_init
 from ..io import atomic_path, manifest, write_json
 from ..precision import autocast_dtype
-from .dense import DenseHead, capture_tokens, dense_fg_loss, dense_loss, dense_targets, front_back_loss
+from .dense import (
+    DenseHead,
+    capture_tokens,
+    dense_fg_loss,
+    dense_loss,
+    dense_targets,
+    facing_loss,
+    front_back_loss,
+)
 from .losses import HMR2_LOSS_WEIGHTS, LossWeights, compute_losses, gt_body
 from .recipe import TrainConfig, training_command
 
@@ -52,7 +60,7 @@ STATE_FILE = "train_state.pt"
 LOSS_CURVE_TERMS = (
     "total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm", "dense_parts",
     "keypoints_3d_body", "keypoints_3d_orient", "dense_fg", "dense_front_back",
-    "global_orient_chord",
+    "global_orient_chord", "front_back_crop",
 )  # fmt: skip
 HISTORY_FILE = "loss_history.csv"
 CURVE_FILE = "loss_curve.png"
@@ -63,18 +71,24 @@ CURVE_FILE = "loss_curve.png"
 
 class ModelAndHead(nn.Module):
     """The HMR and its training-only dense part head as one module (so one DDP wrapper averages the
-    gradients of both). forward(img (B,3,256,256), person_mask) -> (HMR outputs, dense logits or None)."""
+    gradients of both). forward(img (B,3,256,256), person_mask, subject) -> (HMR outputs, dense logits or
+    None, crop-level facing log-odds (B,) or None: only with a facing head and ``subject`` (B, N) bool)."""
 
     def __init__(self, model: nn.Module, aux: DenseHead | None = None):
         super().__init__()
         self.model, self.aux = model, aux
 
-    def forward(self, img: Tensor, person_mask: Tensor | None = None) -> tuple[dict, Tensor | None]:
+    def forward(
+        self, img: Tensor, person_mask: Tensor | None = None, subject: Tensor | None = None
+    ) -> tuple[dict, Tensor | None, Tensor | None]:
         if self.aux is None:
-            return self.model(img, person_mask=person_mask), None
+            return self.model(img, person_mask=person_mask), None, None
         with capture_tokens(self.model) as box:
             pred = self.model(img, person_mask=person_mask)
-        return pred, self.aux(box["tokens"])
+        facing = None
+        if self.aux.facing is not None and subject is not None:
+            facing = self.aux.facing_logit(box["tokens"], subject)
+        return pred, self.aux(box["tokens"]), facing
 
 
 def train_step(
@@ -97,17 +111,21 @@ def train_step(
     hold its parameters). ``net``: the module the forward runs through, the DDP wrapper of
     ``ModelAndHead(model, aux)`` (default: that module itself, single-process); its gradients are then
     the ranks' average before clipping. Returns the loss terms of :func:`compute_losses` (+
-    ``dense_parts``, and ``dense_fg`` / ``dense_front_back`` when weighted), means over this process's
-    batch."""
+    ``dense_parts``, and ``dense_fg`` / ``dense_front_back`` / ``front_back_crop`` when weighted), means
+    over this process's batch."""
     with torch.no_grad():
         gt = gt_body(model.smpl, batch)["joints44"].float()
     fwd = net if net is not None else ModelAndHead(model, aux)
-    with torch.autocast(batch["img"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        pred, logits = fwd(batch["img"], person_mask=batch.get("person_mask"))
-    losses = compute_losses(pred, batch, gt, weights)
+    subject = None
     if aux is not None:
         if "part_labels" not in batch:
             raise KeyError("train_step: the dense part head needs 'part_labels' in the batch")
+        if aux.facing is not None:  # the tokens whose centre pixel shows the subject
+            subject = dense_targets(batch["part_labels"], aux.grid, 1).flatten(1) > 0
+    with torch.autocast(batch["img"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        pred, logits, facing = fwd(batch["img"], person_mask=batch.get("person_mask"), subject=subject)
+    losses = compute_losses(pred, batch, gt, weights)
+    if aux is not None:
         target = dense_targets(batch["part_labels"], aux.grid, aux.sub)
         losses["dense_parts"] = dense_loss(logits, target)
         losses["total"] = losses["total"] + weights.dense_parts * losses["dense_parts"]
@@ -115,6 +133,10 @@ def train_step(
             if getattr(weights, key) > 0:
                 losses[key] = fn(logits, target)
                 losses["total"] = losses["total"] + getattr(weights, key) * losses[key]
+        if facing is not None:
+            behind = facing_angle_deg(batch["global_orient"]).abs() >= 90
+            losses["front_back_crop"] = facing_loss(facing, behind)
+            losses["total"] = losses["total"] + weights.front_back_crop * losses["front_back_crop"]
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["total"]).backward()
@@ -321,10 +343,11 @@ def training_crops(
 
 def dense_head_for(cfg: TrainConfig, model: nn.Module, cache: CropCache) -> DenseHead | None:
     """The training-only dense part head of the recipe (on ``model``'s backbone tokens), or ``None`` when
-    the dense loss weights (``dense_parts``, ``dense_fg``, ``dense_front_back``) and ``cfg.pretrain_steps``
-    are 0; raises when the recipe asks for it inconsistently or the crops have no part labels."""
+    the dense loss weights (``dense_parts``, ``dense_fg``, ``dense_front_back``, ``front_back_crop``: the
+    crop-level facing read-out, built only then) and ``cfg.pretrain_steps`` are 0; raises when the recipe
+    asks for it inconsistently or the crops have no part labels (they mark the subject's tokens)."""
     w = cfg.loss_weights
-    dense = max(w.dense_parts, w.dense_fg, w.dense_front_back)
+    dense = max(w.dense_parts, w.dense_fg, w.dense_front_back, w.front_back_crop)
     if dense <= 0 and cfg.pretrain_steps <= 0:
         return None
     if dense <= 0:
@@ -337,7 +360,7 @@ def dense_head_for(cfg: TrainConfig, model: nn.Module, cache: CropCache) -> Dens
             f"a dense loss weight > 0 needs dense part labels, but the world {cfg.world!r} has none: "
             "rebuild it with this version of data_prep (python -m data_prep.build_world --profile ...)"
         )
-    return DenseHead(model.cfg.vit.embed_dim, model.cfg.vit.grid, cfg.dense_sub)
+    return DenseHead(model.cfg.vit.embed_dim, model.cfg.vit.grid, cfg.dense_sub, facing=w.front_back_crop > 0)
 
 
 def _trainables(
@@ -431,7 +454,11 @@ def _pretrain_weights(cfg: TrainConfig, aux: DenseHead | None) -> LossWeights | 
     zero = LossWeights(**{k: 0.0 for k in dataclasses.asdict(cfg.loss_weights)})
     w = cfg.loss_weights
     return dataclasses.replace(
-        zero, dense_parts=w.dense_parts, dense_fg=w.dense_fg, dense_front_back=w.dense_front_back
+        zero,
+        dense_parts=w.dense_parts,
+        dense_fg=w.dense_fg,
+        dense_front_back=w.dense_front_back,
+        front_back_crop=w.front_back_crop,
     )
 
 
