@@ -33,6 +33,18 @@ from fasthmr_lib.data.records import SPLITS, load_clip, save_clip, world_root
 from .render import RENDER_VERSION, RenderConfig
 
 FORMAT_VERSION = 1
+
+# front/back learnability proxies (issue 16; scripts/measure_front_back.py): 448 short clips (384 train,
+# 64 test: many people and facing directions), rendered with today's subtle front/back cues of the clothes
+# and hair and with strong ones (RenderConfig.front_cues); one spec, so both profiles render the same
+# scenes; ~6 min each
+_FRONT_BACK: dict[str, Any] = {
+    "n_clips": {"train": 384, "calib": 0, "test": 64},
+    "n_frames": 8,
+    "frame_stride": 12,
+    "seed_offset": 3_000_000,
+}
+
 PROFILES: dict[str, dict[str, Any]] = {
     # CI: seconds; enough frames for every notebook to run end to end
     "tiny": {"n_clips": {"train": 4, "calib": 2, "test": 2}, "n_frames": 24},
@@ -59,22 +71,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_frames": 64,
         "seed_offset": 2_000_000,
     },
-    # front/back learnability proxies (issue 16; scripts/measure_front_back.py): the same 448 short clips
-    # (384 train, 64 test: many people and facing directions) with today's subtle front/back cues of the
-    # clothes and hair and with strong ones (RenderConfig.front_cues); ~6 min each
-    "front_back_subtle": {
-        "n_clips": {"train": 384, "calib": 0, "test": 64},
-        "n_frames": 8,
-        "frame_stride": 12,
-        "seed_offset": 3_000_000,
-    },
-    "front_back_strong": {
-        "n_clips": {"train": 384, "calib": 0, "test": 64},
-        "n_frames": 8,
-        "frame_stride": 12,
-        "seed_offset": 3_000_000,
-        "render": {"front_cues": "strong"},
-    },
+    "front_back_subtle": _FRONT_BACK,
+    "front_back_strong": {**_FRONT_BACK, "render": {"front_cues": "strong"}},
 }
 
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from fasthmr_lib.body.orientation import facing_angle_deg, facing_deg_of
+from fasthmr_lib.body.orientation import facing_deg_of, seen_from_behind
 from fasthmr_lib.body.smpl import load_body_model
 from fasthmr_lib.data.datasets import CropDataset, world_root
 from fasthmr_lib.io import atomic_path, manifest, write_json
@@ -53,7 +53,7 @@ TRIM = slice(32, 224)  # the 192 columns the HMR backbone sees of a 256 x 256 cr
 
 def is_front(global_orient: Tensor) -> Tensor:
     """(B, 3) camera-frame axis-angle -> (B,) bool: the body faces the camera (|facing angle| < 90°)."""
-    return facing_angle_deg(global_orient).abs() < 90
+    return ~seen_from_behind(global_orient)
 
 
 def subject_tokens(model: nn.Module, batch: dict[str, Any]) -> tuple[dict[str, Any], Tensor, Tensor]:

@@ -129,3 +129,18 @@ def test_facing_read_out_pools_the_subject_tokens_and_its_loss_is_the_binary_cro
     assert set(plain.state_dict()) == {"proj.weight", "proj.bias"}
     with pytest.raises(ValueError, match="facing=True"):
         plain.facing_logit(tok, subject)
+
+
+def test_the_subject_tokens_and_the_seen_from_behind_bit():
+    import math
+
+    from fasthmr_lib.body.orientation import seen_from_behind
+    from fasthmr_lib.models.dense import subject_tokens
+
+    lab = torch.zeros(1, 256, 256, dtype=torch.uint8)
+    lab[0, 16:32, 32 + 16 : 32 + 32] = 7  # token (row 1, col 1) of the 16 x 12 grid (2 px pad per side)
+    mask = subject_tokens(lab, (16, 12))
+    assert mask.shape == (1, 192) and mask.sum() == 1 and bool(mask[0, 12 + 1])
+    # SMPL bodies face +z in the rest pose, OpenCV cameras look along +z: the identity is seen from behind
+    go = torch.tensor([[0.0, 0.0, 0.0], [0.0, math.pi, 0.0], [0.0, math.radians(80), 0.0]])
+    assert seen_from_behind(go).tolist() == [True, False, True]

@@ -30,6 +30,12 @@ def facing_deg_of(rotmat: Tensor) -> Tensor:
     return torch.rad2deg(torch.remainder(yaw_of(rotmat), 2 * torch.pi) - torch.pi)
 
 
+def seen_from_behind(global_orient: Tensor) -> Tensor:
+    """(N,) bool: the body faces away from the camera (|facing angle| >= 90°), the bit that tells front from
+    back. global_orient (N, 3) camera-frame axis-angle."""
+    return facing_angle_deg(global_orient).abs() >= 90
+
+
 def facing_angle_deg(global_orient: Tensor) -> Tensor:
     """Signed facing angle (N,) in degrees, [-180, 180): 0 = facing the camera, +-180 = seen from behind.
     global_orient (N, 3) camera-frame axis-angle."""

@@ -174,8 +174,8 @@ def dense_accuracy(
     bit against the GT facing direction."""
     from torch.utils.data import DataLoader
 
-    from ..body.orientation import facing_angle_deg
-    from ..models.dense import capture_tokens, dense_targets, label_accuracy
+    from ..body.orientation import seen_from_behind
+    from ..models.dense import capture_tokens, dense_targets, label_accuracy, subject_tokens
 
     preds, targets, facing_ok = [], [], []
     model.eval().to(device)
@@ -187,9 +187,9 @@ def dense_accuracy(
             preds.append(aux(box["tokens"]).argmax(1).to(torch.uint8).cpu())
             targets.append(dense_targets(b["part_labels"], aux.grid, aux.sub).to(torch.uint8))
             if aux.facing is not None:
-                subject = dense_targets(b["part_labels"], aux.grid, 1).flatten(1).to(device) > 0
+                subject = subject_tokens(b["part_labels"], aux.grid).to(device)
                 behind = aux.facing_logit(box["tokens"], subject).cpu() > 0
-                facing_ok.append(behind == (facing_angle_deg(b["global_orient"]).abs() >= 90))
+                facing_ok.append(behind == seen_from_behind(b["global_orient"]))
     acc = label_accuracy(torch.cat(preds).long(), torch.cat(targets).long())
     out = {f"dense_{k if k != 'part_lr' else 'part'}_acc": v for k, v in acc.items()}
     if facing_ok:

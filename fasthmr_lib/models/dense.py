@@ -100,6 +100,12 @@ def dense_targets(
     return lab[:, rows][:, :, cols].long()
 
 
+def subject_tokens(part_labels: Tensor, grid: tuple[int, int]) -> Tensor:
+    """(B, N) bool: the tokens of a (rows, cols) grid whose centre pixel shows the subject (part label > 0).
+    part_labels (B, 256, 256) uint8 (:func:`dense_targets` at one cell per token)."""
+    return dense_targets(part_labels, grid, 1).flatten(1) > 0
+
+
 def dense_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy per sub-cell, summed over the grid's cells / number of cells (a batch mean).
     logits (B, K, h, w), targets (B, h, w) int64 -> scalar."""

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .. import dist
-from ..body.orientation import facing_angle_deg, facing_cos
+from ..body.orientation import facing_cos, seen_from_behind
 from ..config import get_preset
 from ..data.crop_cache import (
     AugmentedCrops,
@@ -52,11 +52,15 @@ from .dense import (
     dense_targets,
     facing_loss,
     front_back_loss,
+    subject_tokens,
 )
 from .losses import HMR2_LOSS_WEIGHTS, LossWeights, compute_losses, gt_body
 from .recipe import TrainConfig, training_command
 
 STATE_FILE = "train_state.pt"
+# the loss weights that train the training-only dense head (DenseHead): any > 0 builds it; they alone are
+# kept in the dense-only pretraining steps
+HEAD_LOSS_TERMS = ("dense_parts", "dense_fg", "dense_front_back", "front_back_crop")
 LOSS_CURVE_TERMS = (
     "total", "keypoints_3d", "keypoints_2d", "global_orient", "body_pose", "rot6d_norm", "dense_parts",
     "keypoints_3d_body", "keypoints_3d_orient", "dense_fg", "dense_front_back",
@@ -120,8 +124,8 @@ def train_step(
     if aux is not None:
         if "part_labels" not in batch:
             raise KeyError("train_step: the dense part head needs 'part_labels' in the batch")
-        if aux.facing is not None:  # the tokens whose centre pixel shows the subject
-            subject = dense_targets(batch["part_labels"], aux.grid, 1).flatten(1) > 0
+        if aux.facing is not None:
+            subject = subject_tokens(batch["part_labels"], aux.grid)
     with torch.autocast(batch["img"].device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         pred, logits, facing = fwd(batch["img"], person_mask=batch.get("person_mask"), subject=subject)
     losses = compute_losses(pred, batch, gt, weights)
@@ -134,8 +138,7 @@ def train_step(
                 losses[key] = fn(logits, target)
                 losses["total"] = losses["total"] + getattr(weights, key) * losses[key]
         if facing is not None:
-            behind = facing_angle_deg(batch["global_orient"]).abs() >= 90
-            losses["front_back_crop"] = facing_loss(facing, behind)
+            losses["front_back_crop"] = facing_loss(facing, seen_from_behind(batch["global_orient"]))
             losses["total"] = losses["total"] + weights.front_back_crop * losses["front_back_crop"]
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
@@ -347,7 +350,7 @@ def dense_head_for(cfg: TrainConfig, model: nn.Module, cache: CropCache) -> Dens
     crop-level facing read-out, built only then) and ``cfg.pretrain_steps`` are 0; raises when the recipe
     asks for it inconsistently or the crops have no part labels (they mark the subject's tokens)."""
     w = cfg.loss_weights
-    dense = max(w.dense_parts, w.dense_fg, w.dense_front_back, w.front_back_crop)
+    dense = max(getattr(w, k) for k in HEAD_LOSS_TERMS)
     if dense <= 0 and cfg.pretrain_steps <= 0:
         return None
     if dense <= 0:
@@ -453,13 +456,7 @@ def _pretrain_weights(cfg: TrainConfig, aux: DenseHead | None) -> LossWeights | 
         return None
     zero = LossWeights(**{k: 0.0 for k in dataclasses.asdict(cfg.loss_weights)})
     w = cfg.loss_weights
-    return dataclasses.replace(
-        zero,
-        dense_parts=w.dense_parts,
-        dense_fg=w.dense_fg,
-        dense_front_back=w.dense_front_back,
-        front_back_crop=w.front_back_crop,
-    )
+    return dataclasses.replace(zero, **{k: getattr(w, k) for k in HEAD_LOSS_TERMS})
 
 
 def _run_steps(
