@@ -204,11 +204,18 @@ def build_world(
     n_clips: dict[str, int] | None = None,
     n_frames: int | None = None,
     frame_stride: int | None = None,
+    max_seconds: float | None = None,
 ) -> Path:
     """Build (or verify) the world of ``profile`` at ``root`` (default ``world_root(profile)``).
 
     ``n_clips`` / ``n_frames`` / ``frame_stride`` / ``cfg`` override the profile's values (they become part of
-    the build parameters). Returns the root. ``workers`` <= 1 renders in this process."""
+    the build parameters). Returns the root. ``workers`` <= 1 renders in this process.
+
+    ``max_seconds``: time-box the rendering (a GPU lease's budget, scripts/gpu_long_run.py): once it has
+    passed, the workers are stopped and the world is written with the clips finished so far -- its
+    ``meta.json`` then records those clip counts (``params.n_clips``) and the full ones
+    (``params.time_boxed``), so it has its own data version and a later build without the limit resumes
+    it to the full profile."""
     if profile not in PROFILES and (n_clips is None or n_frames is None):
         raise ValueError(
             f"profile must be one of {sorted(PROFILES)} (or give n_clips and n_frames), got {profile!r}"
@@ -254,9 +261,13 @@ def build_world(
     stats: list[dict[str, Any]] = []
     body_dir = None if smpl_dir is None else str(smpl_dir)
     bar = tqdm(total=len(todo), desc=f"rendering world '{profile}'", unit="clip", disable=not progress)
+    timed_out = False
     if workers <= 1 or len(todo) <= 1:
         _init_worker(body_dir, cfg.to_dict())
         for j in todo:
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                timed_out = True
+                break
             stats.append(_render_one(j))
             bar.update()
     else:
@@ -267,8 +278,22 @@ def build_world(
             for r in pool.imap_unordered(_render_one, todo):
                 stats.append(r)
                 bar.update()
+                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    timed_out = len(stats) < len(todo)
+                    pool.terminate()  # a clip file is written atomically: none is left half written
+                    break
     bar.close()
     seconds = time.perf_counter() - t0
+    if timed_out:  # the world of the clips finished in time (a pool may finish some after the last report)
+        done = {j[1] for j in jobs if Path(j[1]).exists() and _clip_ok(Path(j[1]))}
+        specs = [s for s, j in zip(specs, jobs, strict=True) if j[1] in done]
+        jobs = [j for j in jobs if j[1] in done]
+        full = params["n_clips"]
+        params = {
+            **params,
+            "n_clips": {s: sum(sp["split"] == s for sp in specs) for s in SPLITS},
+            "time_boxed": {"max_seconds": float(max_seconds or 0), "n_clips": full},
+        }
     splits = {s: [sp["clip_id"] for sp in specs if sp["split"] == s] for s in SPLITS}
     frames = {s: spec["n_frames"] * len(v) for s, v in splits.items()}
     size = sum(Path(j[1]).stat().st_size for j in jobs)
@@ -286,7 +311,7 @@ def build_world(
         "body_model": body,
         "generation": {
             "seconds": round(seconds, 2),
-            "clips_rendered": len(todo),
+            "clips_rendered": len(stats),
             "workers": int(workers),
             "render_seconds_per_frame": round(
                 sum(r["seconds"] for r in stats) / max(1, len(stats) * spec["n_frames"]), 4
@@ -318,8 +343,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    ap.add_argument(
+        "--max-seconds", type=float, default=None,
+        help="stop rendering after this many seconds and write the world of the clips finished",
+    )  # fmt: skip
     a = ap.parse_args(argv)
-    build_world(a.profile, a.seed, root=a.root, smpl_dir=a.smpl_dir, workers=a.workers, force=a.force)
+    build_world(
+        a.profile, a.seed, root=a.root, smpl_dir=a.smpl_dir, workers=a.workers, force=a.force,
+        max_seconds=a.max_seconds,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -327,18 +327,21 @@ def training_crops(
     if isinstance(dataset, CropCache):
         cache = dataset
     elif dataset is not None:
-        cache = build_crop_cache(dataset, progress=progress)
+        cache = build_crop_cache(dataset, progress=progress, workers=cfg.num_workers)
     else:
         from ..data.datasets import world_root
 
         root = world_root(cfg.world)
         data_version = data_version or world_data_version(root)
         if cfg.cache:
-            cache = load_or_build_cache(root, cfg.split, mask_kind=cfg.mask_kind, progress=progress)
+            cache = load_or_build_cache(
+                root, cfg.split, mask_kind=cfg.mask_kind, progress=progress, workers=cfg.num_workers
+            )
         else:
             from ..data.datasets import CropDataset
 
-            cache = build_crop_cache(CropDataset(root, cfg.split, mask_kind=cfg.mask_kind), progress=progress)
+            ds = CropDataset(root, cfg.split, mask_kind=cfg.mask_kind)
+            cache = build_crop_cache(ds, progress=progress, workers=cfg.num_workers)
     if cfg.subset:
         cache = cache.subset(cfg.subset, cfg.seed)
     return cache, data_version
