@@ -265,11 +265,11 @@ def build_world(
     if workers <= 1 or len(todo) <= 1:
         _init_worker(body_dir, cfg.to_dict())
         for j in todo:
-            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                timed_out = True
-                break
             stats.append(_render_one(j))
             bar.update()
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                timed_out = len(stats) < len(todo)
+                break
     else:
         ctx = mp.get_context("spawn")
         with ctx.Pool(

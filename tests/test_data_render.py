@@ -415,3 +415,23 @@ def test_tiny_world_builds_idempotent_and_worker_independent(tmp_path, monkeypat
     assert meta2["params"]["n_frames"] == 2 and len(list(root.rglob("*.npz"))) == 3
     assert meta2["params"]["frame_stride"] == 3 and meta2["fps"] == 10.0
     assert float(load_clip(next(root.rglob("*.npz"))).fps) == 10.0
+
+
+def test_a_time_boxed_world_holds_the_clips_finished_and_resumes_to_the_full_profile(
+    tmp_path, monkeypatch, body_dir
+):
+    monkeypatch.setenv("FASTHMR_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FASTHMR_SMPL_DIR", str(body_dir))
+    kw = {"workers": 1, "progress": False, "n_clips": {"train": 3, "calib": 0, "test": 0}, "n_frames": 2}
+    root = build_world("tiny", seed=0, max_seconds=0.0, **kw)  # stops after the first clip
+    meta = read_meta(root)
+    assert meta["params"]["n_clips"] == {"train": 1, "calib": 0, "test": 0}
+    assert meta["params"]["time_boxed"]["n_clips"] == {"train": 3, "calib": 0, "test": 0}
+    assert len(meta["splits"]["train"]) == 1 and meta["frames"]["train"] == 2
+    assert len(CropDataset(root, "train")) == 2
+    first = root / "train" / f"{meta['splits']['train'][0]}.npz"
+    mtime = first.stat().st_mtime_ns
+    build_world("tiny", seed=0, **kw)  # no limit: the rest is rendered, the finished clip kept
+    full = read_meta(root)
+    assert len(full["splits"]["train"]) == 3 and "time_boxed" not in full["params"]
+    assert first.stat().st_mtime_ns == mtime and full["generation"]["clips_rendered"] == 2
