@@ -324,3 +324,19 @@ def test_sweep_measures_base_once_and_writes_logs(tmp_path):
     assert (tmp_path / "eclm_paper_tau0.1_log.csv").exists()
     row = res[0].summary()
     assert row["blocks_after"] == 3 and row["dropped_blocks"] == "[0, 3, 4]"
+
+
+def test_a_shared_memo_evaluates_each_configuration_once_and_changes_no_decision(tmp_path):
+    table = {**TABLE, ((3, 4),): 5.0, ((2, 3),): 5.0, ((1, 2),): 5.0, ((0, 1),): 5.0}
+    vit = make_vit(depth=6)
+    plain = [eclm.search(vit, FakeEvaluator(table), tau, progress=False) for tau in (1.0, 0.1, 1.0)]
+    ev, memo = FakeEvaluator(table), {}
+    swept = eclm.sweep(vit, ev, [1.0, 0.1], progress=False, memo=memo)
+    again = eclm.search(vit, ev, 1.0, progress=False, memo=memo)  # e.g. the rule comparison after the sweep
+    for a, b in zip(plain, [*swept, again], strict=True):
+        assert a.windows == b.windows and a.final_mpjpe == b.final_mpjpe
+        assert a.log.drop(columns="wall_s").equals(b.log.drop(columns="wall_s"))
+    keys = [tuple(sorted(c)) for c in ev.calls]
+    assert len(keys) == len(set(keys))  # nothing evaluated twice
+    assert len(ev.calls) == len({k for k in memo})  # every evaluation is in the memo
+    assert (again.log.wall_s == 0).all()  # all taken from the memo

@@ -358,14 +358,26 @@ class _SearchState:
 
 
 def _try_candidate(
-    model: nn.Module, evaluator: Callable[[nn.Module], float], tau_mm: float, rule: str, st: _SearchState
+    model: nn.Module,
+    evaluator: Callable[[nn.Module], float],
+    tau_mm: float,
+    rule: str,
+    st: _SearchState,
+    memo: dict | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the candidate ``[low, high]`` on top of the committed windows, accept it when
-    ``MPJPE - base < tau_mm``, advance ``st`` and append (and return) the candidate's log row."""
+    """Evaluate the candidate ``[low, high]`` on top of the committed windows (or take its MPJPE from
+    ``memo``, keyed by rule and window set), accept it when ``MPJPE - base < tau_mm``, advance ``st``
+    and append (and return) the candidate's log row (``wall_s`` 0 for a memoised one)."""
     cand = [*st.committed, (st.low, st.high)]
+    key = (rule, frozenset(cand))
     t0 = time.perf_counter()
-    m = float(evaluator(apply_windows(model, cand, rule)))
-    dt = time.perf_counter() - t0
+    if memo is not None and key in memo:
+        m, dt = memo[key], 0.0
+    else:
+        m = float(evaluator(apply_windows(model, cand, rule)))
+        dt = time.perf_counter() - t0
+        if memo is not None:
+            memo[key] = m
     delta = m - st.base
     accepted = delta < tau_mm
     st.mpjpe_of[frozenset(cand)] = m
@@ -399,6 +411,7 @@ def search(
     commit_pending: bool = True,
     log_csv: str | Path | None = None,
     progress: bool = True,
+    memo: dict | None = None,
 ) -> ECLMResult:
     """Algorithm 1 of the paper, literally (greedy top-down sliding window).
 
@@ -416,19 +429,29 @@ def search(
     apply Mask-ToMe to ``model`` first to search with token merging active). ``model`` is never
     modified. Each candidate is logged (columns :data:`LOG_COLUMNS`); with ``log_csv`` the log is
     rewritten atomically after every candidate.
+
+    ``memo``: a dict shared by searches of the same ``model`` and evaluator (a τ sweep, a rule
+    comparison): the MPJPE of every configuration evaluated, keyed by ``(rule, frozenset(windows))``
+    (the unmerged model under ``frozenset()``), is stored there and not evaluated again. The evaluator
+    must be deterministic; the search's decisions and result are then exactly those without it.
     """
     _check_rule(rule)
     if not np.isfinite(tau_mm):
         raise ValueError(f"tau_mm must be a finite number (mm), got {tau_mm}")
     t_start = time.perf_counter()
     depth = len(get_blocks(model))
-    base = float(evaluator(model))
+    if memo is not None and frozenset() in memo:
+        base = memo[frozenset()]
+    else:
+        base = float(evaluator(model))
+        if memo is not None:
+            memo[frozenset()] = base
     st = _SearchState(depth, base, high=depth - 1, low=depth - 2, mpjpe_of={frozenset(): base})
     # upper bound on the number of candidates: each step lowers `low` by one
     bar = tqdm(total=max(depth - 1, 0), desc=f"ECLM tau={tau_mm:g} mm ({rule})", disable=not progress)
     log_path = Path(log_csv) if log_csv is not None else None
     while st.low >= 0:
-        row = _try_candidate(model, evaluator, tau_mm, rule, st)
+        row = _try_candidate(model, evaluator, tau_mm, rule, st, memo)
         bar.update(1)
         bar.set_postfix(
             window=f"[{row['window_lo']},{row['window_hi']}]",
@@ -539,21 +562,21 @@ def sweep(
     log_dir: str | Path | None = None,
     prefix: str = "eclm",
     progress: bool = True,
+    memo: dict | None = None,
 ) -> list[ECLMResult]:
-    """:func:`search` for each τ (mm). The base MPJPE is measured once and reused (the evaluator must be
-    deterministic). With ``log_dir``: ``<prefix>_log_<rule>_tau<τ>.csv`` and ``..._windows_...json`` per τ."""
-    base = float(evaluator(model))
-
-    def cached(m: nn.Module) -> float:
-        return base if m is model else float(evaluator(m))
-
+    """:func:`search` for each τ (mm), sharing one ``memo`` (a new one unless given; pass a dict to
+    share it further, e.g. with a rule comparison): the base MPJPE and every configuration two τ's
+    both try are evaluated once (the evaluator must be deterministic). With ``log_dir``:
+    ``<prefix>_log_<rule>_tau<τ>.csv`` and ``..._windows_...json`` per τ."""
+    memo = {} if memo is None else memo
     out = []
     for tau in taus:
         stem = f"{prefix}_{rule}_tau{tau:g}"
         log = Path(log_dir) / f"{stem}_log.csv" if log_dir is not None else None
         res = search(
-            model, cached, tau, rule=rule, commit_pending=commit_pending, log_csv=log, progress=progress
-        )
+            model, evaluator, tau, rule=rule, commit_pending=commit_pending, log_csv=log, progress=progress,
+            memo=memo,
+        )  # fmt: skip
         if log_dir is not None:
             res.save(Path(log_dir) / f"{stem}_windows.json")
         out.append(res)
