@@ -5,8 +5,8 @@
 1. renders the training world (``--world``, default ``train_wide``) with every CPU core, time-boxed to
    ``--render-frac`` of the budget (``data_prep.build_world``'s ``max_seconds``: the world of the clips
    finished in time, with its own data version);
-2. caches its crops (in this process: per-item tensors from 14 loader processes ran out of file
-   descriptors on the H200 machine);
+2. caches its crops in this process (a first version read them with 14 loader processes and ran out of
+   file descriptors on the H200 machine: every item's tensors travel as file descriptors);
 3. measures the real step rate (loader, dense head and all): 20 steps, then resumed to 40 and to 80, the
    last two timed apart (the first call carries one-time CUDA costs);
 4. trains the number of steps that fits what is left (the recipe's cosine schedule over exactly those);

@@ -16,11 +16,3 @@ def test_augmented_items_are_deterministic_per_sample(fake_body):
     assert torch.equal(a["img"], b["img"]) and torch.equal(a["body_pose"], b["body_pose"])
     assert not torch.equal(a["img"], c["img"])  # another epoch draws another augmentation
     assert a["img"].shape == (3, 256, 256) and a["person_mask"].shape == (256, 256)
-
-
-def test_the_crop_cache_read_by_loader_processes_equals_the_one_read_in_process(fake_body):
-    ds = FakeCrops(fake_body, n=5, parts=True)
-    a, b = build_crop_cache(ds, progress=False), build_crop_cache(ds, progress=False, workers=2)
-    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks) and torch.equal(a.parts, b.parts)
-    assert all(torch.equal(a.labels[k], b.labels[k]) for k in a.labels)
-    assert a.clip_id == b.clip_id and torch.equal(a.frame, b.frame)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..io import atomic_path
@@ -71,23 +71,15 @@ class CropCache:
         }
 
 
-def build_crop_cache(
-    dataset: Dataset, *, progress: bool = True, desc: str = "caching crops", workers: int = 0
-) -> CropCache:
-    """Iterate a ``CropDataset``-like dataset once (no augmentation) and keep its crops as uint8;
-    ``workers`` > 0 reads the items in that many loader processes (same crops, same order)."""
+def build_crop_cache(dataset: Dataset, *, progress: bool = True, desc: str = "caching crops") -> CropCache:
+    """Iterate a ``CropDataset``-like dataset once (no augmentation) and keep its crops as uint8."""
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("build_crop_cache: the dataset is empty")
     imgs, masks, frames, clips, parts = [], [], [], [], []
     labels: dict[str, list] = {k: [] for k in LABEL_KEYS}
-    items = (
-        iter(DataLoader(dataset, batch_size=None, num_workers=workers))
-        if workers > 0
-        else (dataset[i] for i in range(n))
-    )
     for i in tqdm(range(n), desc=desc, disable=not progress):
-        it = next(items)
+        it = dataset[i]
         hwc = normalized_to_hwc255(it["img"])
         imgs.append(torch.from_numpy(np.clip(np.rint(hwc), 0, 255).astype(np.uint8)))
         m = it.get("person_mask")
@@ -126,10 +118,8 @@ def load_or_build_cache(
     mask_kind: str = "mask",
     cache_dir: str | Path | None = None,
     progress: bool = True,
-    workers: int = 0,
 ) -> CropCache:
-    """Cached crops of ``<root>/<split>`` in ``data/cache/`` keyed by world version, split and mask kind
-    (built with ``workers`` loader processes when missing)."""
+    """Cached crops of ``<root>/<split>`` in ``data/cache/`` keyed by world version, split and mask kind."""
     from .datasets import CropDataset
 
     cache_dir = Path(cache_dir) if cache_dir is not None else data_dir() / "cache"
@@ -139,9 +129,8 @@ def load_or_build_cache(
         d = torch.load(path, weights_only=True)
         return CropCache(**d)
     cache = build_crop_cache(
-        CropDataset(root, split, mask_kind=mask_kind), progress=progress, desc=f"caching {split} crops",
-        workers=workers,
-    )  # fmt: skip
+        CropDataset(root, split, mask_kind=mask_kind), progress=progress, desc=f"caching {split} crops"
+    )
     with atomic_path(path) as tmp:
         torch.save(cache.to_dict(), tmp)
     return cache

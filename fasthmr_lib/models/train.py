@@ -327,21 +327,18 @@ def training_crops(
     if isinstance(dataset, CropCache):
         cache = dataset
     elif dataset is not None:
-        cache = build_crop_cache(dataset, progress=progress, workers=cfg.num_workers)
+        cache = build_crop_cache(dataset, progress=progress)
     else:
         from ..data.datasets import world_root
 
         root = world_root(cfg.world)
         data_version = data_version or world_data_version(root)
         if cfg.cache:
-            cache = load_or_build_cache(
-                root, cfg.split, mask_kind=cfg.mask_kind, progress=progress, workers=cfg.num_workers
-            )
+            cache = load_or_build_cache(root, cfg.split, mask_kind=cfg.mask_kind, progress=progress)
         else:
             from ..data.datasets import CropDataset
 
-            ds = CropDataset(root, cfg.split, mask_kind=cfg.mask_kind)
-            cache = build_crop_cache(ds, progress=progress, workers=cfg.num_workers)
+            cache = build_crop_cache(CropDataset(root, cfg.split, mask_kind=cfg.mask_kind), progress=progress)
     if cfg.subset:
         cache = cache.subset(cfg.subset, cfg.seed)
     return cache, data_version
