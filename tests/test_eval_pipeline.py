@@ -144,7 +144,7 @@ def test_mask_tome_schedule_and_sweep(tiny_model, fake_body):
         PL.speed_accuracy_sweep(base, {0.1: []}, [40], [90], ds, ds.gt())
 
 
-def test_speed_accuracy_sweep_rows(tiny_model):
+def test_speed_accuracy_sweep_rows(tiny_model, monkeypatch):
     pytest.importorskip("fasthmr_lib.merging.patch", reason="Mask-ToMe module not present yet")
 
     class Crops(Frames):  # real-looking crops for the tiny HMR; GT as Frames
@@ -157,9 +157,26 @@ def test_speed_accuracy_sweep_rows(tiny_model):
             return item
 
     ds = Crops()
-    df = PL.speed_accuracy_sweep(tiny_model, {None: [], 0.1: [(2, 3)]}, [40], [90], ds, ds.gt(), batch=2,
+    calls = []
+    real = PL.evaluate_clips
+
+    def counting(model, *a, **k):
+        calls.append(model)
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(PL, "evaluate_clips", counting)
+    wbt = {None: [], 0.1: [(2, 3)], 0.5: [(2, 3)]}  # two τ's that chose the same windows: one model
+    df = PL.speed_accuracy_sweep(tiny_model, wbt, [40], [90], ds, ds.gt(), batch=2,
                                  repeats=1, eval_batch=6, progress=False)  # fmt: skip
-    assert df.label.tolist() == ["baseline", "no ECLM n_l=40 M'=90", "tau=0.1 n_l=40 M'=90"]
+    labels = ["baseline", "no ECLM n_l=40 M'=90", "tau=0.1 n_l=40 M'=90", "tau=0.5 n_l=40 M'=90"]
+    assert df.label.tolist() == labels
+    assert len(calls) == 3  # the duplicate is evaluated (and timed) once
+    dup, src = df.iloc[3], df.iloc[2]
+    assert dup.same_as == labels[2] and df.same_as.iloc[:3].tolist() == ["", "", ""]
+    assert dup.tau_mm == 0.5 and dup.windows == src.windows
+    for col in ("mpjpe", "pa_mpjpe", "macs_G", "images_per_s", "speedup", "depth"):
+        assert dup[col] == src[col]
+    df = df.iloc[:3]
     assert df.depth.tolist() == [4, 4, 3] and df.layers.tolist() == [0, 3, 3]
     assert np.isnan(df.tau_mm.iloc[1]) and df.tau_mm.iloc[2] == 0.1 and df.windows.iloc[2] == "[[2, 3]]"
     m = df.macs_G.tolist()

@@ -48,3 +48,25 @@ def test_facing_probe_table_on_a_tiny_model(fake_body):
                                      "constant (mean yaw)"]  # fmt: skip
     assert table.median_deg.between(0, 180).all() and (table.median_mod180_deg <= 90).all()
     assert (table.frames == 10).all()
+
+
+def test_collect_features_visits_the_seeded_subset_in_dataset_order(fake_body):
+    """A CropDataset decodes a whole clip per run of its items: the probe's random frames must be read in
+    order (random order decoded a clip per crop), and the set must stay the seeded one."""
+    import numpy as np
+    from test_models_train import FakeCrops
+
+    from fasthmr_lib.config import get_preset
+    from fasthmr_lib.models.hmr import HMR
+
+    class Recording(FakeCrops):
+        def __getitem__(self, i):
+            seen.append(int(i))
+            return super().__getitem__(i)
+
+    seen: list[int] = []
+    torch.manual_seed(0)
+    model = HMR(get_preset("tiny"), smpl=fake_body)
+    collect_features(model, Recording(fake_body, n=12), 7, batch=3, seed=5)
+    assert seen == sorted(seen) and len(seen) == 7
+    assert set(seen) == set(np.random.default_rng(5).permutation(12)[:7].tolist())

@@ -57,3 +57,34 @@ def test_int8_with_mask_tome_never_merges_person_tokens(tiny_model):
 def test_unknown_layer_set_is_refused(tiny_model):
     with pytest.raises(ValueError, match="layers must be one of"):
         quantize_int8(tiny_model, layers="attention")
+
+
+def test_quantising_shares_weights_but_leaves_the_model_as_it_was(tiny_model):
+    """The int8 copy shares the float model's tensors (no deep copy of the weights) yet quantising it
+    changes nothing in the original, and gives what quantising a full deep copy gives, bit for bit."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    img, _ = _inputs()
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    with torch.no_grad():
+        ref = tiny_model(img)["head_token"]
+    q = quantize_int8(tiny_model, layers="all")
+    norm = dict(tiny_model.named_parameters())["backbone.last_norm.weight"]
+    assert dict(q.named_parameters())["backbone.last_norm.weight"] is norm  # shared, not copied
+    assert _float_linears(tiny_model) == {"qkv", "proj", "fc1", "fc2"}
+    after = tiny_model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    with torch.no_grad():
+        assert torch.equal(tiny_model(img)["head_token"], ref)
+        out = q(img)["head_token"]
+    full = copy.deepcopy(tiny_model).eval()  # the former way: a deep copy, quantised by quantize_dynamic
+    linears = [n for n, m in full.backbone.named_modules() if isinstance(m, nn.Linear)]
+    spec = {n: per_channel_dynamic_qconfig for n in linears}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full.backbone = quantize_dynamic(full.backbone, spec)
+    with torch.no_grad():
+        assert torch.equal(full(img)["head_token"], out)

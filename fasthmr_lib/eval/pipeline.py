@@ -194,35 +194,54 @@ def speed_accuracy_sweep(
     """Every (τ, n_l, M′): FastHMR per-frame model (head only) built from ``baseline`` with the ECLM windows
     selected at τ (key ``None``: no ECLM) and Mask-ToMe (n_l, M′) → MPJPE / PA-MPJPE on ``dataset``, MACs
     per image (linear+conv) and measured images/s (all configurations timed interleaved). Also the
-    unmerged baseline (τ, n_l, M′ = NaN)."""
+    unmerged baseline (τ, n_l, M′ = NaN). τ's whose windows are equal give the same model: each distinct
+    (windows, n_l, M′) is built, evaluated and timed once and its numbers fill every row that names it
+    (``same_as``: the label of the row measured, else empty)."""
     from tqdm.auto import tqdm
 
     N = baseline.cfg.vit.num_tokens
-    configs: dict[str, tuple[dict[str, Any], FastHMR]] = {
-        "baseline": ({"tau_mm": np.nan, "n_l": np.nan, "m_prime": np.nan, "windows": "[]"},
-                     FastHMR.from_parts(baseline)),
-    }  # fmt: skip
+    infos: dict[str, dict[str, Any]] = {
+        "baseline": {"tau_mm": np.nan, "n_l": np.nan, "m_prime": np.nan, "windows": "[]"}
+    }
+    specs: dict[str, tuple[Any, ...]] = {"baseline": ()}  # label -> the model's identity
+    windows_of: dict[str, list[list[int]]] = {}
     for tau, ws in windows_by_tau.items():
         for n_l in n_ls:
             for m in m_primes:
-                cfg = mask_tome_for(int(n_l), int(m), N)
-                fm = FastHMR.from_parts(baseline, ws, mask_tome=cfg, rule=rule)
                 label = f"{'no ECLM' if tau is None else f'tau={tau:g}'} n_l={n_l} M'={m}"
-                info = {"tau_mm": np.nan if tau is None else float(tau), "n_l": int(n_l), "m_prime": int(m),
-                        "windows": str([list(w) for w in ws])}  # fmt: skip
-                configs[label] = (info, fm)
-    rows = []
-    for label, (info, fm) in tqdm(configs.items(), desc="sweep (tau, n_l, M')", disable=not progress):
+                windows = [list(w) for w in ws]
+                infos[label] = {"tau_mm": np.nan if tau is None else float(tau), "n_l": int(n_l),
+                                "m_prime": int(m), "windows": str(windows)}  # fmt: skip
+                specs[label] = (str(sorted(windows)), int(n_l), int(m))
+                windows_of[label] = windows
+    first: dict[tuple[Any, ...], str] = {}  # identity -> the label that is measured
+    for label, spec in specs.items():
+        first.setdefault(spec, label)
+    models: dict[str, FastHMR] = {}
+    for label, spec in specs.items():
+        if first[spec] != label:
+            continue
+        if label == "baseline":
+            models[label] = FastHMR.from_parts(baseline)
+        else:
+            cfg = mask_tome_for(spec[1], spec[2], N)
+            models[label] = FastHMR.from_parts(baseline, windows_of[label], mask_tome=cfg, rule=rule)
+    measured: dict[str, dict[str, Any]] = {}
+    for label, fm in tqdm(models.items(), desc="sweep (tau, n_l, M')", disable=not progress):
         s = summarize(evaluate_clips(fm, dataset, gt, protocol=protocol, batch_size=eval_batch, device=device,
                                      decode=False).assign(variant=label))  # fmt: skip
         macs = backbone_head_macs(fm, device)
         layers = fm.mask_tome.layers if fm.mask_tome else 0
-        rows.append({"label": label, **info, "depth": fm.depth, "layers": layers,
-                     "mpjpe": float(s.mpjpe.iloc[0]), "pa_mpjpe": float(s.pa_mpjpe.iloc[0]),
-                     "macs_G": macs["linear_conv"] / 1e9, "macs_G_all": macs["all"] / 1e9})  # fmt: skip
-    timing = time_variants({k: v[1] for k, v in configs.items()}, batch, repeats=repeats, device=device)
-    df = pd.DataFrame(rows).merge(
-        timing[["variant", "images_per_s"]].rename(columns={"variant": "label"}), on="label"
-    )
+        measured[label] = {"depth": fm.depth, "layers": layers,
+                           "mpjpe": float(s.mpjpe.iloc[0]), "pa_mpjpe": float(s.pa_mpjpe.iloc[0]),
+                           "macs_G": macs["linear_conv"] / 1e9, "macs_G_all": macs["all"] / 1e9}  # fmt: skip
+    timing = time_variants(models, batch, repeats=repeats, device=device).set_index("variant")
+    rows = []
+    for label, info in infos.items():
+        src = first[specs[label]]
+        rows.append({"label": label, **info, **measured[src],
+                     "images_per_s": float(timing.loc[src, "images_per_s"]),
+                     "same_as": "" if src == label else src})  # fmt: skip
+    df = pd.DataFrame(rows)
     df["speedup"] = df["images_per_s"] / float(df.loc[df.label == "baseline", "images_per_s"].iloc[0])
     return df
