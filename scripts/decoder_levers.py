@@ -6,6 +6,12 @@ world's test AND train clips (the gap is how much it memorised). Appends one row
     python scripts/decoder_levers.py --name d32 --world default
     python scripts/decoder_levers.py --name d192_reg --world default train_motion \\
         --dropout 0.1 --cond-noise 0.5
+    python scripts/decoder_levers.py --name d32_headpose --world default --dropout 0.2 --cond-noise 1.0 \\
+        --cond-head-pose
+
+``--cond-head-pose`` (a lever, not the paper's decoder): the denoiser's condition per frame is the head
+token followed by the per-frame head's own pose as HybrIK features (its θ and β encoded, z-normalised with
+the VAE's feature stats), in training and at test; the library's decoder takes tokens only.
 
 Each run is notebook 04's denoiser training (``diffusion.training.train_denoiser``, 1,500 steps x 32,
 lr 3e-4, p_terminal 0.25: the default profile's settings) on the given worlds' training clips, with the
@@ -19,11 +25,12 @@ import pickle
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from fasthmr_lib import paths
-from fasthmr_lib.body.hybrik import HybrIKBody
+from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
 from fasthmr_lib.body.smpl import load_body_model
 from fasthmr_lib.data.datasets import CropDataset, world_root
 from fasthmr_lib.diffusion import decoder as D
@@ -34,6 +41,19 @@ from fasthmr_lib.io import manifest, repo_relative, sha256_file, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
 
 OUT = Path("results/diagnostics/decoder_levers.csv")
+
+
+def condition(v: dict, hb: HybrIKBody | None, stats: FeatureStats | None) -> np.ndarray:
+    """A clip's denoiser condition (T, C): the head tokens, with ``hb`` followed by the head's pose as
+    z-normalised HybrIK features (T, hb.dim) of its per-frame θ (``rotmat``) and β."""
+    tok = np.asarray(v["tokens"], np.float32)
+    if hb is None or stats is None:
+        return tok
+    with torch.no_grad():
+        f = hb.encode(torch.as_tensor(np.asarray(v["rotmat"]), dtype=torch.float32),
+                      torch.as_tensor(np.asarray(v["betas"]), dtype=torch.float32))  # fmt: skip
+        f = stats.normalize(f.cpu()).numpy().astype(np.float32)
+    return np.concatenate([tok, f], 1)
 
 
 def cached_tokens(ckpt: Path, world: str, split: str, hb: HybrIKBody) -> dict:
@@ -67,15 +87,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cond-head-pose", action="store_true", help="condition on tokens + the head's pose")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     body = load_body_model()
     hb = HybrIKBody.from_smpl(body)
     vae, stats, _ = TR.load_vae(a.vae)
+    cond_hb, cond_stats = (hb, stats) if a.cond_head_pose else (None, None)
     pairs = []
     for w in a.world:
         d = cached_tokens(a.checkpoint, w, "train", hb)
-        pairs += [(d["tokens"][c]["tokens"], d["feats"][c]) for c in sorted(d["tokens"])]
+        for c in sorted(d["tokens"]):
+            pairs.append((condition(d["tokens"][c], cond_hb, cond_stats), d["feats"][c]))
     cfg = TR.DenoiserTrainConfig(
         preset="small", steps=a.steps, p_terminal=0.25, batch_size=32, lr=3e-4, seed=a.seed, ckpt_every=500,
         cond_noise=a.cond_noise, overrides={} if a.dropout is None else {"dropout": a.dropout},
@@ -89,7 +112,9 @@ def main() -> None:
         d = cached_tokens(a.checkpoint, "default", split, hb)
         pred = {
             c: {
-                "rotmat": dec(torch.as_tensor(v["tokens"]), torch.as_tensor(v["betas"]), seed=0)["rotmat"],
+                "rotmat": dec(
+                    torch.as_tensor(condition(v, cond_hb, cond_stats)), torch.as_tensor(v["betas"]), seed=0
+                )["rotmat"],
                 "betas": v["betas"],
             }
             for c, v in d["tokens"].items()
@@ -98,12 +123,15 @@ def main() -> None:
         rows.append(
             {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
+             "cond": "tokens+head_pose" if a.cond_head_pose else "tokens",
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
     new = pd.DataFrame(rows)
     print(new.to_string(index=False))
     old = pd.read_csv(OUT) if OUT.exists() else None
+    if old is not None and "cond" not in old:
+        old["cond"] = "tokens"  # rows from before the option: head tokens only
     table = new if old is None else pd.concat([old, new], ignore_index=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".tmp")
