@@ -8,6 +8,11 @@ world's test AND train clips (the gap is how much it memorised). Appends one row
         --dropout 0.1 --cond-noise 0.5
     python scripts/decoder_levers.py --name d32_headpose --world default --dropout 0.2 --cond-noise 1.0 \\
         --cond-head-pose
+    python scripts/decoder_levers.py --name d32_flip --world default --dropout 0.2 --cond-noise 1.0 \\
+        --flip-pairs
+
+``--flip-pairs``: every training clip also mirrored left-right (crops flipped before the frozen baseline, so
+new head tokens; GT pose mirrored with ``data.augment.flip_pose_aa``), doubling the (token, motion) pairs.
 
 ``--cond-head-pose`` (a lever, not the paper's decoder): the denoiser's condition per frame is the head
 token followed by the per-frame head's own pose as HybrIK features (its θ and β encoded, z-normalised with
@@ -32,6 +37,7 @@ import torch
 from fasthmr_lib import paths
 from fasthmr_lib.body.hybrik import FeatureStats, HybrIKBody
 from fasthmr_lib.body.smpl import load_body_model
+from fasthmr_lib.data.augment import flip_pose_aa
 from fasthmr_lib.data.datasets import CropDataset, world_root
 from fasthmr_lib.diffusion import decoder as D
 from fasthmr_lib.diffusion import training as TR
@@ -56,17 +62,32 @@ def condition(v: dict, hb: HybrIKBody | None, stats: FeatureStats | None) -> np.
     return np.concatenate([tok, f], 1)
 
 
-def cached_tokens(ckpt: Path, world: str, split: str, hb: HybrIKBody) -> dict:
-    """{"tokens": head tokens (+ betas, rotmat) per clip, "gt": {clip: pose, betas}, "feats": HybrIK}."""
+def hflip_crop(item: dict) -> dict:
+    """A CropDataset item mirrored left-right (image and person mask; the labels are mirrored per clip)."""
+    out = dict(item)
+    out["img"] = torch.flip(item["img"], [-1])
+    if "person_mask" in item:
+        out["person_mask"] = torch.flip(item["person_mask"], [-1])
+    return out
+
+
+def cached_tokens(ckpt: Path, world: str, split: str, hb: HybrIKBody, flip: bool = False) -> dict:
+    """{"tokens": head tokens (+ betas, rotmat) per clip, "gt": {clip: pose, betas}, "feats": HybrIK}.
+    ``flip``: the clips mirrored left-right (the crops flipped, the GT pose by ``flip_pose_aa``), as clips of
+    their own (ids ``<clip>_flip``)."""
     base = sha256_file(ckpt / "model.safetensors")[:8]
-    f = paths.data_dir() / "decoder_levers" / f"tokens_{world}_{split}_{base}.pkl"
+    f = paths.data_dir() / "decoder_levers" / f"tokens_{world}_{split}_{base}{'_flip' if flip else ''}.pkl"
     if f.exists():
         return pickle.loads(f.read_bytes())
     root = world_root(world)
     model = load_checkpoint(ckpt, smpl=load_body_model()).eval()
-    crops = CropDataset(root, split, mask_kind="mask")
+    crops = CropDataset(root, split, mask_kind="mask", augment=hflip_crop if flip else None)
     tok = TR.extract_head_tokens(model, crops, batch_size=32, use_mask=True, keep=("betas", "rotmat"))
     gt = clip_ground_truth(root, split)
+    if flip:
+        gt = {c: dict(g, pose=flip_pose_aa(g["pose"])) for c, g in gt.items()}
+        tok = {f"{c}_flip": v for c, v in tok.items()}
+        gt = {f"{c}_flip": g for c, g in gt.items()}
     feats = dict(zip(gt, TR.clips_to_features([TR.gt_motion(g) for g in gt.values()], hb)))
     d = {"tokens": tok, "gt": gt, "feats": feats}
     f.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +109,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cond-head-pose", action="store_true", help="condition on tokens + the head's pose")
+    ap.add_argument("--flip-pairs", action="store_true", help="add every training clip mirrored left-right")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     body = load_body_model()
@@ -96,9 +118,10 @@ def main() -> None:
     cond_hb, cond_stats = (hb, stats) if a.cond_head_pose else (None, None)
     pairs = []
     for w in a.world:
-        d = cached_tokens(a.checkpoint, w, "train", hb)
-        for c in sorted(d["tokens"]):
-            pairs.append((condition(d["tokens"][c], cond_hb, cond_stats), d["feats"][c]))
+        for flip in (False, True) if a.flip_pairs else (False,):
+            d = cached_tokens(a.checkpoint, w, "train", hb, flip=flip)
+            for c in sorted(d["tokens"]):
+                pairs.append((condition(d["tokens"][c], cond_hb, cond_stats), d["feats"][c]))
     cfg = TR.DenoiserTrainConfig(
         preset="small", steps=a.steps, p_terminal=0.25, batch_size=32, lr=3e-4, seed=a.seed, ckpt_every=500,
         cond_noise=a.cond_noise, overrides={} if a.dropout is None else {"dropout": a.dropout},
@@ -123,7 +146,7 @@ def main() -> None:
         rows.append(
             {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
-             "cond": "tokens+head_pose" if a.cond_head_pose else "tokens",
+             "cond": "tokens+head_pose" if a.cond_head_pose else "tokens", "flip_pairs": a.flip_pairs,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
@@ -132,6 +155,8 @@ def main() -> None:
     old = pd.read_csv(OUT) if OUT.exists() else None
     if old is not None and "cond" not in old:
         old["cond"] = "tokens"  # rows from before the option: head tokens only
+    if old is not None and "flip_pairs" not in old:
+        old["flip_pairs"] = False
     table = new if old is None else pd.concat([old, new], ignore_index=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".tmp")
