@@ -153,10 +153,10 @@ def main() -> None:
     new = pd.DataFrame(rows)
     print(new.to_string(index=False))
     old = pd.read_csv(OUT) if OUT.exists() else None
-    if old is not None and "cond" not in old:
-        old["cond"] = "tokens"  # rows from before the option: head tokens only
-    if old is not None and "flip_pairs" not in old:
-        old["flip_pairs"] = False
+    # rows from before an option: its off value (head tokens only, no mirrored clips)
+    for col, before in {"cond": "tokens", "flip_pairs": False}.items():
+        if old is not None and col not in old:
+            old[col] = before
     table = new if old is None else pd.concat([old, new], ignore_index=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".tmp")

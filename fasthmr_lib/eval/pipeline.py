@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from ..fasthmr import FastHMR
+from ..models.quantize import on_cpu
 from . import profile as P
 
 METRICS = ("mpjpe", "pa_mpjpe", "pve", "accel", "accel_ms2")
@@ -47,8 +48,7 @@ def clip_ground_truth(root: Any, split: str) -> dict[str, dict[str, np.ndarray]]
 @torch.no_grad()
 def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
     """``module`` itself when its tensors are on the CPU, else a CPU copy (never moves the caller's)."""
-    on_cpu = all(t.device.type == "cpu" for t in [*module.parameters(), *module.buffers()])
-    return module if on_cpu else copy.deepcopy(module).cpu()
+    return module if on_cpu(module) else copy.deepcopy(module).cpu()
 
 
 def evaluate_clips(
@@ -200,32 +200,28 @@ def speed_accuracy_sweep(
     from tqdm.auto import tqdm
 
     N = baseline.cfg.vit.num_tokens
-    infos: dict[str, dict[str, Any]] = {
-        "baseline": {"tau_mm": np.nan, "n_l": np.nan, "m_prime": np.nan, "windows": "[]"}
-    }
-    specs: dict[str, tuple[Any, ...]] = {"baseline": ()}  # label -> the model's identity
-    windows_of: dict[str, list[list[int]]] = {}
+    # (label, row fields, the model's identity, windows): the baseline first
+    configs: list[tuple[str, dict[str, Any], tuple[Any, ...], list[list[int]]]] = [
+        ("baseline", {"tau_mm": np.nan, "n_l": np.nan, "m_prime": np.nan, "windows": "[]"}, (), [])
+    ]
     for tau, ws in windows_by_tau.items():
         for n_l in n_ls:
             for m in m_primes:
                 label = f"{'no ECLM' if tau is None else f'tau={tau:g}'} n_l={n_l} M'={m}"
                 windows = [list(w) for w in ws]
-                infos[label] = {"tau_mm": np.nan if tau is None else float(tau), "n_l": int(n_l),
-                                "m_prime": int(m), "windows": str(windows)}  # fmt: skip
-                specs[label] = (str(sorted(windows)), int(n_l), int(m))
-                windows_of[label] = windows
-    first: dict[tuple[Any, ...], str] = {}  # identity -> the label that is measured
-    for label, spec in specs.items():
-        first.setdefault(spec, label)
+                info = {"tau_mm": np.nan if tau is None else float(tau), "n_l": int(n_l), "m_prime": int(m),
+                        "windows": str(windows)}  # fmt: skip
+                configs.append((label, info, (str(sorted(windows)), int(n_l), int(m)), windows))
+    measured_as: dict[tuple[Any, ...], str] = {}  # identity -> the label of the row that is measured
     models: dict[str, FastHMR] = {}
-    for label, spec in specs.items():
-        if first[spec] != label:
+    for label, _, key, windows in configs:
+        if key in measured_as:
             continue
-        if label == "baseline":
-            models[label] = FastHMR.from_parts(baseline)
-        else:
-            cfg = mask_tome_for(spec[1], spec[2], N)
-            models[label] = FastHMR.from_parts(baseline, windows_of[label], mask_tome=cfg, rule=rule)
+        measured_as[key] = label
+        models[label] = (
+            FastHMR.from_parts(baseline) if not key
+            else FastHMR.from_parts(baseline, windows, mask_tome=mask_tome_for(key[1], key[2], N), rule=rule)
+        )  # fmt: skip
     measured: dict[str, dict[str, Any]] = {}
     for label, fm in tqdm(models.items(), desc="sweep (tau, n_l, M')", disable=not progress):
         s = summarize(evaluate_clips(fm, dataset, gt, protocol=protocol, batch_size=eval_batch, device=device,
@@ -237,8 +233,8 @@ def speed_accuracy_sweep(
                            "macs_G": macs["linear_conv"] / 1e9, "macs_G_all": macs["all"] / 1e9}  # fmt: skip
     timing = time_variants(models, batch, repeats=repeats, device=device).set_index("variant")
     rows = []
-    for label, info in infos.items():
-        src = first[specs[label]]
+    for label, info, key, _ in configs:
+        src = measured_as[key]
         rows.append({"label": label, **info, **measured[src],
                      "images_per_s": float(timing.loc[src, "images_per_s"]),
                      "same_as": "" if src == label else src})  # fmt: skip

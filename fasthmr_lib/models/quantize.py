@@ -59,15 +59,16 @@ def quantize_int8(
     return out
 
 
-def _on_cpu(model: nn.Module) -> bool:
-    return all(t.device.type == "cpu" for t in (*model.parameters(), *model.buffers()))
+def on_cpu(module: nn.Module) -> bool:
+    """Whether every parameter and buffer of ``module`` is on the CPU."""
+    return all(t.device.type == "cpu" for t in (*module.parameters(), *module.buffers()))
 
 
 def _structural_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with its own module objects but sharing every parameter and buffer tensor of a
     CPU model (a deep copy of ViT-H's weights took ~3 s and 2.7 GB per int8 configuration). Quantising
     the copy swaps modules inside it and reads the float weights, so ``model`` is left as it was."""
-    if not _on_cpu(model):
+    if not on_cpu(model):
         return copy.deepcopy(model)
     memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
     return copy.deepcopy(model, memo)
