@@ -61,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--dropout", type=float, default=None, help="stage 2: the denoiser's dropout (default: the preset's)"
     )
     p.add_argument("--vae", default="", help="a trained VAE folder to reuse (stage 1 is skipped)")
+    p.add_argument(
+        "--latent-layout",
+        default=None,
+        choices=["tokens", "temporal"],
+        help="stage 1: the VAE's latent layout (default: the preset's; see diffusion.vae)",
+    )
+    p.add_argument(
+        "--cond-pool",
+        default=None,
+        choices=["on", "off"],
+        help="stage 2: add chunk k's mean condition to latent token k (default: the preset's)",
+    )
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--extract-batch", type=int, default=32, help="frames per forward of the token extraction")
     p.add_argument("--no-mask", action="store_true", help="do not pass person masks to the baseline")
@@ -116,6 +128,8 @@ def main(argv: list[str] | None = None) -> Path:
         loop = dict(batch_size=a.batch, lr=a.lr, seed=a.seed, device=device, precision=a.precision,
                     ckpt_every=a.ckpt_every)  # fmt: skip
         out = Path(a.out)
+        vae_over = {} if a.latent_layout is None else {"latent_layout": a.latent_layout}
+        vae_cfg = TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, overrides=vae_over, **loop)
         if a.vae:  # stage 1 done already: reuse that VAE (copied to <out>/vae, so <out> is a whole decoder)
             vae, stats, _ = TR.load_vae(a.vae, device)
             if state.is_main and Path(a.vae).resolve() != (out / "vae").resolve():
@@ -125,14 +139,17 @@ def main(argv: list[str] | None = None) -> Path:
                         shutil.copyfile(Path(a.vae) / f, out / "vae" / f)
         else:
             vae, stats, _ = TR.train_vae(
-                motion + gt_feats, hb, TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, **loop),
+                motion + gt_feats, hb, vae_cfg,
                 out / "vae", world_frame=[True] * len(motion) + [False] * len(gt_feats),
                 resume=not a.restart, progress=state.is_main,
             )  # fmt: skip
         condition = sha256_file(Path(a.checkpoint) / "model.safetensors")[:8]
+        den_over = {} if a.dropout is None else {"dropout": a.dropout}
+        if a.cond_pool is not None:
+            den_over["cond_pool"] = a.cond_pool == "on"
         dcfg = TR.DenoiserTrainConfig(
             preset=a.preset, steps=a.denoiser_steps, p_terminal=a.p_terminal, condition=condition,
-            cond_noise=a.cond_noise, overrides={} if a.dropout is None else {"dropout": a.dropout}, **loop,
+            cond_noise=a.cond_noise, overrides=den_over, **loop,
         )  # fmt: skip
         TR.train_denoiser(
             pairs, vae, stats, dcfg, out / "denoiser", resume=not a.restart, progress=state.is_main

@@ -110,6 +110,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cond-head-pose", action="store_true", help="condition on tokens + the head's pose")
     ap.add_argument("--flip-pairs", action="store_true", help="add every training clip mirrored left-right")
+    ap.add_argument(
+        "--cond-pool", action="store_true", help="latent token k also gets its chunk's mean condition"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     body = load_body_model()
@@ -122,9 +125,12 @@ def main() -> None:
             d = cached_tokens(a.checkpoint, w, "train", hb, flip=flip)
             for c in sorted(d["tokens"]):
                 pairs.append((condition(d["tokens"][c], cond_hb, cond_stats), d["feats"][c]))
+    overrides = {} if a.dropout is None else {"dropout": a.dropout}
+    if a.cond_pool:
+        overrides["cond_pool"] = True
     cfg = TR.DenoiserTrainConfig(
         preset="small", steps=a.steps, p_terminal=0.25, batch_size=32, lr=3e-4, seed=a.seed, ckpt_every=500,
-        cond_noise=a.cond_noise, overrides={} if a.dropout is None else {"dropout": a.dropout},
+        cond_noise=a.cond_noise, overrides=overrides,
     )  # fmt: skip
     run_dir = paths.data_dir() / "decoder_levers" / "runs" / f"{a.name}_seed{a.seed}"
     t0 = time.perf_counter()
@@ -147,6 +153,7 @@ def main() -> None:
             {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
              "cond": "tokens+head_pose" if a.cond_head_pose else "tokens", "flip_pairs": a.flip_pairs,
+             "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
@@ -154,7 +161,12 @@ def main() -> None:
     print(new.to_string(index=False))
     old = pd.read_csv(OUT) if OUT.exists() else None
     # rows from before an option: its off value (head tokens only, no mirrored clips)
-    for col, before in {"cond": "tokens", "flip_pairs": False}.items():
+    for col, before in {
+        "cond": "tokens",
+        "flip_pairs": False,
+        "latent_layout": "tokens",
+        "cond_pool": False,
+    }.items():
         if old is not None and col not in old:
             old[col] = before
     table = new if old is None else pd.concat([old, new], ignore_index=True)

@@ -82,3 +82,56 @@ def test_denoiser_depends_on_time_and_condition():
     # latent width different from the model width goes through projections
     den2 = LatentDenoiser(denoiser_config("tiny", latent_dim=8, d_model=32))
     assert den2(torch.randn(1, 2, 8), 3, torch.randn(1, 16, 64)).shape == (1, 2, 8)
+
+
+def test_temporal_latent_layout_is_local_in_encoder_input_and_decoder_query():
+    """latent_layout="temporal": token k is the μ head of chunk k's mean-pooled encoding; the decoder's query
+    of frame f starts from token ⌊fL/F⌋."""
+    torch.manual_seed(0)
+    cfg = vae_config("tiny", latent_layout="temporal", dropout=0.0)
+    vae = MotionVAE(cfg).eval()
+    assert not hasattr(vae, "global_motion_token")
+    x = torch.randn(1, 16, 133)
+    with torch.no_grad():
+        mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (1, 2, 32)
+    # the μ head sees the chunk means of the frame encodings
+    with torch.no_grad():
+        pooled = vae.encoder(vae.query_pos_encoder(vae.skel_embedding(x))).reshape(1, 2, 8, -1).mean(2)
+        torch.testing.assert_close(mu, vae.mu_head(pooled))
+    # the decoder's queries: frame f of chunk k carries z_k (+ PE); frames of one chunk share it
+    z = torch.randn(1, 2, 32)
+    captured = {}
+    h = vae.decoder.register_forward_pre_hook(lambda m, args: captured.setdefault("q", args[0]))
+    with torch.no_grad():
+        vae.decode(z)
+    h.remove()
+    q = captured["q"] - vae.query_pos_decoder.pe[:16]
+    torch.testing.assert_close(q[0, :8], z[0, :1].expand(8, -1))
+    torch.testing.assert_close(q[0, 8:], z[0, 1:].expand(8, -1))
+    with pytest.raises(ValueError, match="divide num_frames"):
+        MotionVAE(vae_config("tiny", latent_layout="temporal", latent_len=3))
+    with pytest.raises(ValueError, match="latent_layout must be"):
+        MotionVAE(vae_config("tiny", latent_layout="frames"))
+
+
+def test_denoiser_cond_pool_adds_chunk_mean_to_its_latent_token():
+    torch.manual_seed(0)
+    cfg = denoiser_config("tiny", dropout=0.0, cond_pool=True)
+    den = LatentDenoiser(cfg).eval()
+    z, c = torch.randn(1, 2, 32), torch.randn(1, 16, 64)
+    captured = {}
+    h = den.query_pos.register_forward_pre_hook(lambda m, args: captured.setdefault("x", args[0]))
+    with torch.no_grad():
+        den(z, 999, c)
+    h.remove()
+    e = den.emb_proj(c)
+    expect = den.pose_embd(z) + torch.stack([e[:, :8].mean(1), e[:, 8:].mean(1)], 1)
+    torch.testing.assert_close(captured["x"][:, :2], expect.detach())
+    torch.testing.assert_close(captured["x"][:, 3:], e.detach())
+    off = LatentDenoiser(denoiser_config("tiny", dropout=0.0)).eval()
+    off.load_state_dict(den.state_dict())  # same weights, no pooled path: a different output
+    with torch.no_grad():
+        assert (off(z, 999, c) - den(z, 999, c)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="cond_pool needs"):
+        LatentDenoiser(denoiser_config("tiny", cond_pool=True, latent_len=3))

@@ -167,6 +167,29 @@ def test_denoiser_condition_noise_is_seeded_resumable_and_off_by_default(hb, mot
     assert meta["train"]["cond_noise"] == 0.5
 
 
+def test_temporal_vae_and_pooled_denoiser_train_save_and_load(fake_body, hb, motion, tmp_path):
+    """The temporal latent layout and the pooled condition go through both stages, their configs are saved
+    and the decoder loads them; a pooled denoiser on a token-layout VAE is refused."""
+    feats = TR.clips_to_features(motion, hb)
+    vcfg = dataclasses.replace(_vae_cfg(steps=2), overrides={"latent_layout": "temporal"})
+    vae, stats, _ = TR.train_vae(feats, hb, vcfg, tmp_path / "vae", progress=False)
+    assert vae.cfg.latent_layout == "temporal"
+    assert TR.read_json(tmp_path / "vae" / "config.json")["vae"]["latent_layout"] == "temporal"
+    g = torch.Generator().manual_seed(1)
+    pairs = [(torch.randn(f.shape[0], 64, generator=g), f) for f in feats]
+    dcfg = TR.DenoiserTrainConfig(
+        preset="tiny", steps=2, batch_size=3, ckpt_every=2, seed=5, overrides={"cond_pool": True}
+    )
+    TR.train_denoiser(pairs, vae, stats, dcfg, tmp_path / "den", progress=False)
+    dec = DiffusionDecoder.from_checkpoints(tmp_path / "vae", tmp_path / "den", fake_body)
+    assert dec.vae.cfg.latent_layout == "temporal" and dec.denoiser.cfg.cond_pool
+    out = dec(pairs[0][0], torch.zeros(10), seed=0)
+    assert out["rotmat"].shape == (feats[0].shape[0], 24, 3, 3) and torch.isfinite(out["rotmat"]).all()
+    tok_vae, tok_stats, _ = TR.train_vae(feats, hb, _vae_cfg(steps=1), tmp_path / "vae_tok", progress=False)
+    with pytest.raises(ValueError, match="latent_layout='temporal'"):
+        TR.train_denoiser(pairs, tok_vae, tok_stats, dcfg, tmp_path / "den_tok", progress=False)
+
+
 def test_extract_head_tokens_groups_and_orders():
     class Frames(torch.utils.data.Dataset):
         items = [("b", 1), ("a", 2), ("a", 0), ("b", 0), ("a", 1)]

@@ -88,6 +88,29 @@ def test_stage_predictions_match_the_pipeline_parts(tiny_decoder, clips):
         DAN.stage_predictions(tiny_decoder, tok, gt, stages=("nope",))
 
 
+def test_gaussian_smooth_known_answers():
+    x = torch.zeros(21, 2)
+    x[10, 0] = 1.0  # an impulse -> the normalised kernel, centred; a constant channel stays constant
+    x[:, 1] = 3.0
+    y = DAN.gaussian_smooth(x, 2.0)
+    k = torch.exp(-0.5 * (torch.arange(-8, 9, dtype=torch.float32) / 2.0) ** 2)
+    torch.testing.assert_close(y[2:19, 0], k / k.sum())
+    torch.testing.assert_close(y[:, 1], x[:, 1])
+    ramp = torch.arange(30.0)[:, None]  # a linear ramp is kept in the interior (symmetric kernel)
+    torch.testing.assert_close(DAN.gaussian_smooth(ramp, 2.0)[9:21], ramp[9:21])
+    torch.testing.assert_close(DAN.gaussian_smooth(x, 0.0), x)
+
+
+def test_head_smoothed_stage_is_the_filtered_head(tiny_decoder, clips):
+    gt, tok = clips
+    p = DAN.stage_predictions(tiny_decoder, tok, gt, stages=("head", "head_smoothed"))
+    hb, v = tiny_decoder.body, tok["a"]
+    Rh, b = torch.as_tensor(v["rotmat"]), torch.as_tensor(v["betas"])
+    f = DAN.gaussian_smooth(hb.encode(Rh, b), DAN.HEAD_SMOOTH_SIGMA)
+    torch.testing.assert_close(p["head_smoothed"]["a"]["rotmat"], hb.decode(D.twist_unit(f), b))
+    assert (p["head_smoothed"]["a"]["rotmat"] - p["head"]["a"]["rotmat"]).abs().max() > 1e-3
+
+
 def test_aggregate_seeds_mean_std_and_format():
     per = pd.DataFrame({"objective": ["v", "v", "v", "eps"], "seed": [0, 1, 2, 0],
                         "mpjpe": [10.0, 12.0, 14.0, 50.0]})  # fmt: skip

@@ -22,7 +22,14 @@ from .denoiser import LatentDenoiser
 from .vae import MotionVAE
 
 #: VAE parameters only used by the encoder (not part of the deployed decoder; notebook 04 counts the same)
-VAE_ENCODER_PARTS = ("skel_embedding", "global_motion_token", "query_pos_encoder", "encoder.")
+VAE_ENCODER_PARTS = (
+    "skel_embedding",
+    "global_motion_token",
+    "query_pos_encoder",
+    "encoder.",
+    "mu_head",
+    "logvar_head",
+)
 _CACHE: dict[tuple[str, str], DiffusionDecoder] = {}
 
 

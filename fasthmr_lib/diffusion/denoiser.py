@@ -8,6 +8,10 @@ condition tokens are the per-frame HMR head tokens projected ``Linear(cond_dim �
 before it for text features; the head token is signed, so no ReLU by default — ``cond_relu`` switches
 it on). The condition outputs are discarded (paper Fig. 4 legend).
 
+``cond_pool`` (for a VAE with ``latent_layout="temporal"``, where latent token k describes frames
+[kF/L, (k+1)F/L)): latent token k's input also gets the mean of its chunk's projected condition tokens, a
+direct local path from the frames to the latent that describes them (attention can still use every frame).
+
 Paper preset: F=243, L×D_latent = 27×512, D=512, 5 layers, 4 heads, FF 1024, dropout 0.001, cond 1024.
 """
 
@@ -39,6 +43,7 @@ class DenoiserConfig:
     freq_shift: float = 0.0
     time_dim: int | None = None  # sinusoid width; None -> cond_dim (MLD)
     cond_relu: bool = False
+    cond_pool: bool = False  # add the mean projected condition of chunk k to latent token k
 
     def replace(self, **kw) -> DenoiserConfig:
         return replace(self, **kw)
@@ -83,6 +88,10 @@ class LatentDenoiser(nn.Module):
     def __init__(self, cfg: DenoiserConfig | str = "paper"):
         super().__init__()
         cfg = denoiser_config(cfg)
+        if cfg.cond_pool and cfg.num_frames % cfg.latent_len:
+            raise ValueError(
+                f"cond_pool needs latent_len ({cfg.latent_len}) to divide num_frames ({cfg.num_frames})"
+            )
         self.cfg = cfg
         D = cfg.d_model
         tdim = cfg.time_dim or cfg.cond_dim
@@ -112,6 +121,10 @@ class LatentDenoiser(nn.Module):
         if t.ndim == 0:
             t = t.expand(B)
         temb = self.time_embedding(self.time_proj(t).to(z_t.dtype))[:, None]  # (B,1,D)
-        x = torch.cat([self.pose_embd(z_t), temb, self.emb_proj(cond)], dim=1)
+        c_emb = self.emb_proj(cond)  # (B,F,D)
+        lat = self.pose_embd(z_t)  # (B,L,D)
+        if c.cond_pool:
+            lat = lat + c_emb.reshape(B, c.latent_len, c.num_frames // c.latent_len, -1).mean(2)
+        x = torch.cat([lat, temb, c_emb], dim=1)
         h = self.encoder(self.query_pos(x))
         return self.pose_proj(h[:, : c.latent_len])

@@ -625,6 +625,11 @@ def train_denoiser(
     v = vae.cfg
     shapes = {"latent_len": v.latent_len, "latent_dim": v.latent_dim, "num_frames": v.num_frames}
     dcfg = denoiser_config(cfg.preset, **(shapes | {"cond_dim": toks[0].shape[1]} | cfg.overrides))
+    if dcfg.cond_pool and v.latent_layout != "temporal":
+        raise ValueError(
+            "cond_pool pools chunk k's condition into latent token k, which needs a VAE with "
+            f"latent_layout='temporal' (this VAE: {v.latent_layout!r})"
+        )
     vae = vae.to(cfg.device).eval()
     for p in vae.parameters():
         p.requires_grad_(False)

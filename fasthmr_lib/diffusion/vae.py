@@ -11,6 +11,17 @@ from its description (the paper's motion-VAE description and Table 15; MLD, Chen
 * decoder: F zero queries + learned positional embedding, a skip-transformer *decoder* cross-attending
   to z (L×D), LayerNorm, ``Linear(D → nfeats)``.
 
+Latent layout (``latent_layout``; the paper's "27 encoded frames" for 243 frames reads either way,
+docs/AMBIGUITIES.md #10):
+
+* ``"tokens"`` (MLD): the L latent tokens are the outputs of 2L learnable distribution tokens; every
+  latent token may describe any part of the window;
+* ``"temporal"``: latent token k summarises frames [kF/L, (k+1)F/L) (F/L-times temporal downsampling):
+  the encoder runs over the F frames and mean-pools each chunk (``Linear`` heads give μ, log σ²); the
+  decoder's query of frame f is latent token ⌊fL/F⌋ (+ learned positional embedding), cross-attending to
+  all of z. A local latent is easier to reconstruct and lets the denoiser map each chunk's condition
+  frames to its own latent token (``DenoiserConfig.cond_pool``).
+
 Presets: ``paper`` (F=243, latent 27×512, 9 layers, 4 heads, FF 1024, dropout 0.1, GELU, post-norm),
 ``small`` (embedded default) and ``tiny`` (tests/CI) — the same code.
 """
@@ -37,6 +48,7 @@ class VAEConfig:
     activation: str = "gelu"
     normalize_before: bool = False
     kl_weight: float = 1e-4  # not given by the paper; MLD's value (docs/AMBIGUITIES.md #12)
+    latent_layout: str = "tokens"  # "tokens" (MLD distribution tokens) or "temporal" (chunk k -> token k)
 
     def replace(self, **kw) -> VAEConfig:
         return replace(self, **kw)
@@ -122,18 +134,37 @@ def decoder_layer(d: int, heads: int, ff: int, dropout: float, act: str, pre_nor
     return nn.TransformerDecoderLayer(d, heads, ff, dropout, act, batch_first=True, norm_first=pre_norm)
 
 
+LATENT_LAYOUTS = ("tokens", "temporal")
+
+
+def check_layout(cfg: VAEConfig) -> None:
+    """Raise unless ``cfg.latent_layout`` is known and, for ``"temporal"``, L divides F."""
+    if cfg.latent_layout not in LATENT_LAYOUTS:
+        raise ValueError(f"latent_layout must be one of {LATENT_LAYOUTS}, got {cfg.latent_layout!r}")
+    if cfg.latent_layout == "temporal" and cfg.num_frames % cfg.latent_len:
+        raise ValueError(
+            f"latent_layout 'temporal' needs latent_len ({cfg.latent_len}) to divide "
+            f"num_frames ({cfg.num_frames})"
+        )
+
+
 class MotionVAE(nn.Module):
     """x (B,F,nfeats) normalised pose features <-> z (B,L,D)."""
 
     def __init__(self, cfg: VAEConfig | str = "paper"):
         super().__init__()
         cfg = vae_config(cfg)
+        check_layout(cfg)
         self.cfg = cfg
         D, L, F = cfg.latent_dim, cfg.latent_len, cfg.num_frames
         args = (D, cfg.num_heads, cfg.ff_dim, cfg.dropout, cfg.activation, cfg.normalize_before)
         self.skel_embedding = nn.Linear(cfg.nfeats, D)
-        self.global_motion_token = nn.Parameter(torch.randn(2 * L, D))
-        self.query_pos_encoder = LearnedPositionalEmbedding(2 * L + F, D)
+        if cfg.latent_layout == "tokens":
+            self.global_motion_token = nn.Parameter(torch.randn(2 * L, D))
+            self.query_pos_encoder = LearnedPositionalEmbedding(2 * L + F, D)
+        else:
+            self.query_pos_encoder = LearnedPositionalEmbedding(F, D)
+            self.mu_head, self.logvar_head = nn.Linear(D, D), nn.Linear(D, D)
         self.encoder = SkipTransformer(lambda: encoder_layer(*args), cfg.num_layers, D)
         self.query_pos_decoder = LearnedPositionalEmbedding(F, D)
         self.decoder = SkipTransformer(lambda: decoder_layer(*args), cfg.num_layers, D)
@@ -149,8 +180,13 @@ class MotionVAE(nn.Module):
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (B,F,nfeats) -> μ, log σ² each (B,L,D)."""
         self._check(x)
-        L = self.cfg.latent_len
+        c = self.cfg
+        L = c.latent_len
         h = self.skel_embedding(x)
+        if c.latent_layout == "temporal":
+            h = self.encoder(self.query_pos_encoder(h))  # (B,F,D)
+            h = h.reshape(h.shape[0], L, c.num_frames // L, -1).mean(2)  # chunk k -> token k
+            return self.mu_head(h), self.logvar_head(h)
         tok = self.global_motion_token.expand(x.shape[0], -1, -1)
         h = self.encoder(self.query_pos_encoder(torch.cat([tok, h], dim=1)))
         return h[:, :L], h[:, L : 2 * L]
@@ -160,7 +196,10 @@ class MotionVAE(nn.Module):
         c = self.cfg
         if z.ndim != 3 or z.shape[1:] != (c.latent_len, c.latent_dim):
             raise ValueError(f"latent must be (B,{c.latent_len},{c.latent_dim}), got {tuple(z.shape)}")
-        q = self.query_pos_decoder(z.new_zeros(z.shape[0], c.num_frames, c.latent_dim))
+        if c.latent_layout == "temporal":  # frame f's query starts from its chunk's latent token
+            q = self.query_pos_decoder(z.repeat_interleave(c.num_frames // c.latent_len, dim=1))
+        else:
+            q = self.query_pos_decoder(z.new_zeros(z.shape[0], c.num_frames, c.latent_dim))
         return self.final_layer(self.decoder(q, memory=z))
 
     @staticmethod
