@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=None)
     ap.add_argument("--cond-noise", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--p-terminal", type=float, default=0.25, help="extra probability of t = T in training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cond-head-pose", action="store_true", help="condition on tokens + the head's pose")
@@ -129,8 +130,8 @@ def main() -> None:
     if a.cond_pool:
         overrides["cond_pool"] = True
     cfg = TR.DenoiserTrainConfig(
-        preset="small", steps=a.steps, p_terminal=0.25, batch_size=32, lr=3e-4, seed=a.seed, ckpt_every=500,
-        cond_noise=a.cond_noise, overrides=overrides,
+        preset="small", steps=a.steps, p_terminal=a.p_terminal, batch_size=32, lr=3e-4, seed=a.seed,
+        ckpt_every=500, cond_noise=a.cond_noise, overrides=overrides,
     )  # fmt: skip
     run_dir = paths.data_dir() / "decoder_levers" / "runs" / f"{a.name}_seed{a.seed}"
     t0 = time.perf_counter()
@@ -153,7 +154,7 @@ def main() -> None:
             {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
              "cond": "tokens+head_pose" if a.cond_head_pose else "tokens", "flip_pairs": a.flip_pairs,
-             "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool,
+             "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool, "p_terminal": a.p_terminal,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
@@ -166,6 +167,7 @@ def main() -> None:
         "flip_pairs": False,
         "latent_layout": "tokens",
         "cond_pool": False,
+        "p_terminal": 0.25,
     }.items():
         if old is not None and col not in old:
             old[col] = before
