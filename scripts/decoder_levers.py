@@ -17,6 +17,8 @@ new head tokens; GT pose mirrored with ``data.augment.flip_pose_aa``), doubling 
 ``--cond-head-pose`` (a lever, not the paper's decoder): the denoiser's condition per frame is the head
 token followed by the per-frame head's own pose as HybrIK features (its θ and β encoded, z-normalised with
 the VAE's feature stats), in training and at test; the library's decoder takes tokens only.
+``--cond-head-pose joints``: only the 29 joints (87 numbers) of those features; the twist channels' GT spread
+is so small that the head's twists land several standard deviations out after the z-normalisation.
 
 Each run is notebook 04's denoiser training (``diffusion.training.train_denoiser``, 1,500 steps x 32,
 lr 3e-4, p_terminal 0.25: the default profile's settings) on the given worlds' training clips, with the
@@ -47,18 +49,21 @@ from fasthmr_lib.io import manifest, repo_relative, sha256_file, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
 
 OUT = Path("results/diagnostics/decoder_levers.csv")
+COND_NAMES = {None: "tokens", "all": "tokens+head_pose", "joints": "tokens+head_joints"}
 
 
-def condition(v: dict, hb: HybrIKBody | None, stats: FeatureStats | None) -> np.ndarray:
+def condition(
+    v: dict, hb: HybrIKBody | None, stats: FeatureStats | None, dims: int | None = None
+) -> np.ndarray:
     """A clip's denoiser condition (T, C): the head tokens, with ``hb`` followed by the head's pose as
-    z-normalised HybrIK features (T, hb.dim) of its per-frame θ (``rotmat``) and β."""
+    z-normalised HybrIK features (T, hb.dim) of its per-frame θ (``rotmat``) and β (the first ``dims``)."""
     tok = np.asarray(v["tokens"], np.float32)
     if hb is None or stats is None:
         return tok
     with torch.no_grad():
         f = hb.encode(torch.as_tensor(np.asarray(v["rotmat"]), dtype=torch.float32),
                       torch.as_tensor(np.asarray(v["betas"]), dtype=torch.float32))  # fmt: skip
-        f = stats.normalize(f.cpu()).numpy().astype(np.float32)
+        f = stats.normalize(f.cpu()).numpy().astype(np.float32)[:, :dims]
     return np.concatenate([tok, f], 1)
 
 
@@ -109,7 +114,10 @@ def main() -> None:
     ap.add_argument("--p-terminal", type=float, default=0.25, help="extra probability of t = T in training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--cond-head-pose", action="store_true", help="condition on tokens + the head's pose")
+    ap.add_argument(
+        "--cond-head-pose", nargs="?", const="all", default=None, choices=["all", "joints"],
+        help="condition on tokens + the head's pose features (all 133, or the 87 joint numbers)",
+    )  # fmt: skip
     ap.add_argument("--flip-pairs", action="store_true", help="add every training clip mirrored left-right")
     ap.add_argument(
         "--cond-pool", action="store_true", help="latent token k also gets its chunk's mean condition"
@@ -120,12 +128,13 @@ def main() -> None:
     hb = HybrIKBody.from_smpl(body)
     vae, stats, _ = TR.load_vae(a.vae)
     cond_hb, cond_stats = (hb, stats) if a.cond_head_pose else (None, None)
+    dims = 87 if a.cond_head_pose == "joints" else None
     pairs = []
     for w in a.world:
         for flip in (False, True) if a.flip_pairs else (False,):
             d = cached_tokens(a.checkpoint, w, "train", hb, flip=flip)
             for c in sorted(d["tokens"]):
-                pairs.append((condition(d["tokens"][c], cond_hb, cond_stats), d["feats"][c]))
+                pairs.append((condition(d["tokens"][c], cond_hb, cond_stats, dims), d["feats"][c]))
     overrides = {} if a.dropout is None else {"dropout": a.dropout}
     if a.cond_pool:
         overrides["cond_pool"] = True
@@ -143,7 +152,9 @@ def main() -> None:
         pred = {
             c: {
                 "rotmat": dec(
-                    torch.as_tensor(condition(v, cond_hb, cond_stats)), torch.as_tensor(v["betas"]), seed=0
+                    torch.as_tensor(condition(v, cond_hb, cond_stats, dims)),
+                    torch.as_tensor(v["betas"]),
+                    seed=0,
                 )["rotmat"],
                 "betas": v["betas"],
             }
@@ -153,7 +164,7 @@ def main() -> None:
         rows.append(
             {"variant": a.name, "seed": a.seed, "eval_split": split, "train_clips": len(pairs),
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
-             "cond": "tokens+head_pose" if a.cond_head_pose else "tokens", "flip_pairs": a.flip_pairs,
+             "cond": COND_NAMES[a.cond_head_pose], "flip_pairs": a.flip_pairs,
              "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool, "p_terminal": a.p_terminal,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
