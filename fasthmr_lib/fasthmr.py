@@ -337,12 +337,16 @@ class FastHMR(nn.Module):
 
     # ------------------------------------------------------------------ video inference
     @torch.no_grad()
-    def decode(self, head_token: Tensor, betas: Tensor, *, seed: int = 0) -> dict[str, Tensor]:
-        """Diffusion-decode one clip: head tokens (T, C) + betas (T, 10) -> ``rotmat`` (T,24,3,3),
-        ``global_orient`` (T,3), ``body_pose`` (T,69) (see ``DiffusionDecoder.forward``)."""
+    def decode(
+        self, head_token: Tensor, betas: Tensor, *, seed: int = 0, rotmat: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Diffusion-decode one clip: head tokens (T, C) + betas (T, 10) (+ the head's rotmat (T,24,3,3),
+        which a decoder conditioned on the head's pose needs) -> ``rotmat`` (T,24,3,3), ``global_orient``
+        (T,3), ``body_pose`` (T,69) (see ``DiffusionDecoder.forward``)."""
         if self.decoder is None:
             raise RuntimeError("this FastHMR has no diffusion decoder (decoder=None)")
-        return self.decoder(head_token.float().cpu(), betas.float().cpu(), seed=seed)
+        rot = None if rotmat is None else rotmat.float().cpu()
+        return self.decoder(head_token.float().cpu(), betas.float().cpu(), seed=seed, rotmat=rot)
 
     @torch.no_grad()
     def predict(
@@ -499,7 +503,7 @@ class FastHMR(nn.Module):
         body posed with it — ``joints3d`` (T,44,3) m, ``vertices`` (T,V,3) m and the 2D joints
         (:meth:`HMR.project` with the same ``cam_t`` and ``camera``)."""
         dev = next(self.hmr.parameters()).device
-        dec = self.decode(res["head_token"], res["betas"], seed=seed)
+        dec = self.decode(res["head_token"], res["betas"], seed=seed, rotmat=res["rotmat_head"])
         rot = dec["rotmat"].float()
         body = self._pose_body(rot, res["betas"], chunk, dev)
         res.update(rotmat=rot, joints3d=body["joints44"], vertices=body["vertices"])

@@ -10,7 +10,8 @@
 2. stage 1, the motion VAE on procedural motion + those clips' GT motion (``<out>/vae``);
 3. stage 2, the latent denoiser on (tokens, GT) clips (``<out>/denoiser``), its run recording the
    baseline weights' sha256 prefix as its ``condition`` (notebooks 04/05 use a decoder only with the
-   baseline it was trained on).
+   baseline it was trained on); with ``--cond-head-joints`` its condition is the token followed by the
+   head's own pose (``DenoiserConfig.cond_pose_dims``).
 
 The command line and provenance go to ``<out>/train_run.json``.
 
@@ -28,11 +29,17 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
+
 from . import dist
 from .body.hybrik import HybrIKBody
 from .body.smpl import load_body_model
 from .diffusion import training as TR
+from .diffusion.decoder import pose_condition
 from .io import manifest, sha256_file, write_json
+
+#: ``--cond-head-joints``: the head pose channels of the condition (the 29 joints' 87 numbers)
+HEAD_JOINT_DIMS = 87
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stage 1: the VAE's latent layout (default: the preset's; see diffusion.vae)",
     )
     p.add_argument(
+        "--cond-head-joints",
+        action="store_true",
+        help="stage 2: condition on the head token + the head's own pose (its 29 joints as z-normalised "
+        "HybrIK features, DenoiserConfig.cond_pose_dims = 87); decoding then needs the head's rotmat",
+    )
+    p.add_argument(
         "--cond-pool",
         default=None,
         choices=["on", "off"],
@@ -85,9 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def token_pairs(a: argparse.Namespace, hb: HybrIKBody, device: str) -> tuple[list, list]:
-    """(tokens (T,C), GT features (T,133)) per clip of ``a.split`` of each world in ``a.world`` (worlds in
-    the given order, clips sorted by id), and the GT features per clip; the extraction is sharded over the
-    DDP ranks."""
+    """(head outputs {"tokens" (T,C), "betas" (T,10), "rotmat" (T,24,3,3)}, GT features (T,133)) per clip of
+    ``a.split`` of each world in ``a.world`` (worlds in the given order, clips sorted by id), and the GT
+    features per clip; the extraction is sharded over the DDP ranks."""
     from .data.datasets import CropDataset, world_root
     from .eval.pipeline import clip_ground_truth
     from .models.checkpoints import load_checkpoint
@@ -103,14 +116,15 @@ def token_pairs(a: argparse.Namespace, hb: HybrIKBody, device: str) -> tuple[lis
             )
         crops = CropDataset(root, a.split)
         tokens = TR.extract_head_tokens(
-            model, crops, batch_size=a.extract_batch, device=device, use_mask=not a.no_mask, keep=()
-        )
+            model, crops, batch_size=a.extract_batch, device=device, use_mask=not a.no_mask,
+            keep=("betas", "rotmat"),
+        )  # fmt: skip
         gt = clip_ground_truth(root, a.split)
         if set(gt) != set(tokens):
             raise ValueError(f"{root}/{a.split}: the clip ids of the crops and of the clips differ")
         ids = sorted(tokens)
         feats = TR.clips_to_features([TR.gt_motion(gt[c]) for c in ids], hb)
-        pairs += [(tokens[c]["tokens"], f) for c, f in zip(ids, feats)]
+        pairs += [(tokens[c], f) for c, f in zip(ids, feats)]
         gt_feats += feats
     return pairs, gt_feats
 
@@ -145,6 +159,15 @@ def main(argv: list[str] | None = None) -> Path:
             )  # fmt: skip
         condition = sha256_file(Path(a.checkpoint) / "model.safetensors")[:8]
         den_over = {} if a.dropout is None else {"dropout": a.dropout}
+        if a.cond_head_joints:  # the head's pose after its token, normalised with this VAE's stats
+            den_over["cond_pose_dims"] = HEAD_JOINT_DIMS
+            pairs = [
+                (torch.cat([torch.as_tensor(h["tokens"]),
+                            pose_condition(hb, stats, h["rotmat"], h["betas"], HEAD_JOINT_DIMS)], 1), f)
+                for h, f in pairs
+            ]  # fmt: skip
+        else:
+            pairs = [(h["tokens"], f) for h, f in pairs]
         if a.cond_pool is not None:
             den_over["cond_pool"] = a.cond_pool == "on"
         dcfg = TR.DenoiserTrainConfig(

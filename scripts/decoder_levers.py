@@ -16,7 +16,8 @@ new head tokens; GT pose mirrored with ``data.augment.flip_pose_aa``), doubling 
 
 ``--cond-head-pose`` (a lever, not the paper's decoder): the denoiser's condition per frame is the head
 token followed by the per-frame head's own pose as HybrIK features (its θ and β encoded, z-normalised with
-the VAE's feature stats), in training and at test; the library's decoder takes tokens only.
+the VAE's feature stats), in training and at test (the library's ``DenoiserConfig.cond_pose_dims``;
+``--cond-noise`` then noises the token channels only).
 ``--cond-head-pose joints``: only the 29 joints (87 numbers) of those features; the twist channels' GT spread
 is so small that the head's twists land several standard deviations out after the z-normalisation.
 
@@ -52,19 +53,18 @@ OUT = Path("results/diagnostics/decoder_levers.csv")
 COND_NAMES = {None: "tokens", "all": "tokens+head_pose", "joints": "tokens+head_joints"}
 
 
-def condition(
-    v: dict, hb: HybrIKBody | None, stats: FeatureStats | None, dims: int | None = None
-) -> np.ndarray:
-    """A clip's denoiser condition (T, C): the head tokens, with ``hb`` followed by the head's pose as
-    z-normalised HybrIK features (T, hb.dim) of its per-frame θ (``rotmat``) and β (the first ``dims``)."""
+def condition(v: dict, hb: HybrIKBody, stats: FeatureStats, dims: int) -> np.ndarray:
+    """A clip's training condition (T, C + dims): the head tokens, then (``dims`` > 0) the head's pose as its
+    first ``dims`` z-normalised HybrIK features (``diffusion.decoder.pose_condition``, what the decoder
+    computes at test time from the head's θ and β)."""
     tok = np.asarray(v["tokens"], np.float32)
-    if hb is None or stats is None:
+    if not dims:
         return tok
     with torch.no_grad():
-        f = hb.encode(torch.as_tensor(np.asarray(v["rotmat"]), dtype=torch.float32),
-                      torch.as_tensor(np.asarray(v["betas"]), dtype=torch.float32))  # fmt: skip
-        f = stats.normalize(f.cpu()).numpy().astype(np.float32)[:, :dims]
-    return np.concatenate([tok, f], 1)
+        f = D.pose_condition(
+            hb, stats, torch.as_tensor(np.asarray(v["rotmat"])), np.asarray(v["betas"]), dims
+        )
+    return np.concatenate([tok, f.numpy().astype(np.float32)], 1)
 
 
 def hflip_crop(item: dict) -> dict:
@@ -127,17 +127,18 @@ def main() -> None:
     body = load_body_model()
     hb = HybrIKBody.from_smpl(body)
     vae, stats, _ = TR.load_vae(a.vae)
-    cond_hb, cond_stats = (hb, stats) if a.cond_head_pose else (None, None)
-    dims = 87 if a.cond_head_pose == "joints" else None
+    dims = {None: 0, "all": hb.dim, "joints": 87}[a.cond_head_pose]
     pairs = []
     for w in a.world:
         for flip in (False, True) if a.flip_pairs else (False,):
             d = cached_tokens(a.checkpoint, w, "train", hb, flip=flip)
             for c in sorted(d["tokens"]):
-                pairs.append((condition(d["tokens"][c], cond_hb, cond_stats, dims), d["feats"][c]))
+                pairs.append((condition(d["tokens"][c], hb, stats, dims), d["feats"][c]))
     overrides = {} if a.dropout is None else {"dropout": a.dropout}
     if a.cond_pool:
         overrides["cond_pool"] = True
+    if dims:  # the decoder builds the pose channels itself from the head's rotmat; token noise skips them
+        overrides["cond_pose_dims"] = dims
     cfg = TR.DenoiserTrainConfig(
         preset="small", steps=a.steps, p_terminal=a.p_terminal, batch_size=32, lr=3e-4, seed=a.seed,
         ckpt_every=500, cond_noise=a.cond_noise, overrides=overrides,
@@ -152,9 +153,10 @@ def main() -> None:
         pred = {
             c: {
                 "rotmat": dec(
-                    torch.as_tensor(condition(v, cond_hb, cond_stats, dims)),
+                    torch.as_tensor(v["tokens"]),
                     torch.as_tensor(v["betas"]),
                     seed=0,
+                    rotmat=torch.as_tensor(np.asarray(v["rotmat"])),
                 )["rotmat"],
                 "betas": v["betas"],
             }

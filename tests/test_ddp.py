@@ -245,5 +245,18 @@ def test_decoder_cli_extracts_tokens_and_trains_both_stages(tmp_path, embedded_b
     dmeta3 = TR.read_json(out3 / "denoiser" / "config.json")
     assert dmeta3["denoiser"]["dropout"] == 0.2 and dmeta3["train"]["cond_noise"] == 0.5
     assert TR.shipped_decoder_condition(out3) == TR.shipped_decoder_condition(out)
+    # the head's own joints in the condition (--cond-head-joints), a temporal VAE and the pooled condition
+    out4 = main([*argv[:-1], str(tmp_path / "dec4"), "--latent-layout", "temporal", "--cond-pool", "on",
+                 "--cond-head-joints"])  # fmt: skip
+    vae4, _, _ = TR.load_vae(out4 / "vae")
+    den4, _ = TR.load_denoiser(out4 / "denoiser")
+    assert vae4.cfg.latent_layout == "temporal" and den4.cfg.cond_pool
+    assert den4.cfg.cond_pose_dims == 87 and den4.cfg.cond_dim == den.cfg.cond_dim + 87
+    from fasthmr_lib.diffusion.decoder import DiffusionDecoder
+
+    dec4 = DiffusionDecoder.from_checkpoints(out4 / "vae", out4 / "denoiser", load_body_model())
+    rot = torch.eye(3).expand(20, 24, 3, 3)
+    got = dec4(torch.randn(20, den.cfg.cond_dim), torch.zeros(10), rotmat=rot)
+    assert got["rotmat"].shape == (20, 24, 3, 3) and torch.isfinite(got["rotmat"]).all()
     with pytest.raises(FileNotFoundError, match="--world no_such_world: no split 'train'.*build_world"):
         main([*argv[:2], "--world", "no_such_world", "--out", str(tmp_path / "dec2")])

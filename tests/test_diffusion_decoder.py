@@ -104,3 +104,42 @@ def test_decoder_checks_shapes(tiny_decoder, fake_body):
             tiny_decoder.vae, tiny_decoder.denoiser, HybrIKBody.from_smpl(fake_body, representation="rot6d"),
             FeatureStats.identity(144),
         )  # fmt: skip
+
+
+@pytest.fixture
+def pose_decoder(tiny_decoder):
+    """The tiny decoder with a denoiser whose condition is 64 token channels + 87 head-pose channels."""
+    from fasthmr_lib.diffusion.denoiser import LatentDenoiser, denoiser_config
+
+    torch.manual_seed(1)
+    den = LatentDenoiser(denoiser_config("tiny", dropout=0.0, cond_dim=64 + 87, cond_pose_dims=87)).eval()
+    t = tiny_decoder
+    return D.DiffusionDecoder(t.vae, den, t.body, t.stats, latent_scale=2.0, tail="resample")
+
+
+def test_decoder_with_head_pose_condition(pose_decoder):
+    dec = pose_decoder
+    assert (dec.cond_dim, dec.token_dim, dec.pose_dims) == (151, 64, 87)
+    g = torch.Generator().manual_seed(0)
+    tokens, betas = torch.randn(40, 64, generator=g), torch.randn(40, 10, generator=g) * 0.3
+    rot = roma.rotvec_to_rotmat(0.3 * torch.randn(40, 24, 3, generator=g))
+    with pytest.raises(ValueError, match="pass the head's rotmat"):
+        dec(tokens, betas)
+    with pytest.raises(ValueError, match="tokens must be"):
+        dec(torch.randn(40, 151), betas, rotmat=rot)
+    # the condition: the token, then the head's joints (the first 87 HybrIK features, z-normalised)
+    cond = dec.condition(tokens, betas, rot)
+    f = dec.stats.normalize(dec.body.encode(rot, betas))
+    torch.testing.assert_close(cond, torch.cat([tokens, f[:, :87]], 1))
+    out = dec(tokens, betas, seed=2, rotmat=rot)
+    plan = D.window_plan(40, 16, 0, "resample")
+    ref = D.merge_windows(dec.decode_windows(D.split_windows(cond, 16, plan), seed=2), plan, 40)
+    torch.testing.assert_close(out["features"], D.twist_unit(ref), atol=1e-5, rtol=0)
+    other = dec(tokens, betas, seed=2, rotmat=rot.flip(0))  # the head's pose is read
+    assert (other["features"] - out["features"]).abs().max() > 1e-4
+    # streaming with the head's pose equals the batch call
+    st = dec.stream(seed=2)
+    outs = [st.push(tokens[i : i + 9], betas[i : i + 9], rot[i : i + 9]) for i in range(0, 40, 9)]
+    outs.append(st.flush())
+    got = torch.cat([o["features"] for o in outs if o])
+    torch.testing.assert_close(got, out["features"], atol=1e-5, rtol=0)

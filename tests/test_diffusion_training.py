@@ -190,6 +190,17 @@ def test_temporal_vae_and_pooled_denoiser_train_save_and_load(fake_body, hb, mot
         TR.train_denoiser(pairs, tok_vae, tok_stats, dcfg, tmp_path / "den_tok", progress=False)
 
 
+def test_token_noise_skips_the_head_pose_channels():
+    g = torch.Generator().manual_seed(0)
+    toks = [torch.randn(30, 6, generator=g) * torch.arange(1.0, 7.0), torch.randn(20, 6, generator=g)]
+    assert TR.token_noise_std(toks, 0.0) is None
+    full = TR.token_noise_std(toks, 1.0)
+    torch.testing.assert_close(full, torch.cat(toks).std(0))
+    part = TR.token_noise_std(toks, 1.0, pose_dims=2)
+    torch.testing.assert_close(part[:4], full[:4])
+    assert part[4:].eq(0).all() and full[4:].gt(0).all()
+
+
 def test_extract_head_tokens_groups_and_orders():
     class Frames(torch.utils.data.Dataset):
         items = [("b", 1), ("a", 2), ("a", 0), ("b", 0), ("a", 1)]

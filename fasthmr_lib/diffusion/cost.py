@@ -73,7 +73,7 @@ def bench_decoder(batch: int, device: str | torch.device = "cpu", preset: str = 
     ``batch = F`` (:func:`window_frames`) to time one window; per-frame cost = that time / F."""
     dec = cached_decoder(preset, device)
     g = torch.Generator().manual_seed(0)
-    tok = torch.randn(batch, dec.cond_dim, generator=g)
+    tok = torch.randn(batch, dec.token_dim, generator=g)
     betas = torch.zeros(batch, 10)
     return dec(tok, betas, seed=0)
 

@@ -7,7 +7,8 @@ Data flow for a clip of T frames (head tokens (T, C) and the head's betas):
    ending at frame T (``tail="shift"``, default) or resampled (``tail="resample"``); overlapping frames
    are blended with hat weights (docs/AMBIGUITIES.md #15: overlap and interpolation are not stated; linear
    interpolation of tokens in and features out);
-2. one DDIM step from pure noise at t = T (trailing spacing) conditioned on the window's tokens ->
+2. one DDIM step from pure noise at t = T (trailing spacing) conditioned on the window's tokens (and,
+   for a denoiser with ``cond_pose_dims`` > 0, the head's pose features: :func:`pose_condition`) ->
    ẑ0 = −v̂ (more steps optional);
 3. VAE decoder -> normalised features -> unnormalise -> unit (cos, sin) twists;
 4. HybrIK analytic IK with the head's β -> SMPL local rotations (global orientation first).
@@ -31,6 +32,24 @@ from .schedule import make_scheduler, sample
 from .vae import MotionVAE
 
 TAILS = ("shift", "resample")
+
+
+# ----------------------------------------------------------------------------------------------------
+# condition
+
+
+def pose_condition(body: HybrIKBody, stats: FeatureStats, rotmat: Tensor, betas: Tensor, dims: int) -> Tensor:
+    """The head's pose as denoiser condition channels: rotmat (T,24,3,3) + betas (T,K) or (K,) -> the first
+    ``dims`` z-normalised features (T, dims) (87: the 29 joints in metres; the twists are left out because
+    the GT twists' spread is tiny, so a head's twists land far outside it after the normalisation)."""
+    rotmat = torch.as_tensor(rotmat, dtype=torch.float32)
+    if rotmat.ndim != 4 or rotmat.shape[1:] != (24, 3, 3):
+        raise ValueError(f"rotmat must be (T,24,3,3) head rotations, got {tuple(rotmat.shape)}")
+    T = rotmat.shape[0]
+    dev = body.rest_template.device
+    b = per_frame_betas(torch.as_tensor(betas, dtype=torch.float32), T)
+    f = body.encode(rotmat.to(dev), b.to(dev)).cpu()
+    return stats.normalize(f)[:, :dims]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -147,7 +166,36 @@ class DiffusionDecoder(nn.Module):
 
     @property
     def cond_dim(self) -> int:
+        """Width of the denoiser's condition per frame (head token + pose channels)."""
         return self.denoiser.cfg.cond_dim
+
+    @property
+    def pose_dims(self) -> int:
+        """Condition channels that are the head's pose features (0: tokens only, the paper's decoder)."""
+        return self.denoiser.cfg.cond_pose_dims
+
+    @property
+    def token_dim(self) -> int:
+        """Width of the head token the decoder takes."""
+        return self.cond_dim - self.pose_dims
+
+    def condition(self, tokens: Tensor, betas: Tensor, rotmat: Tensor | None = None) -> Tensor:
+        """tokens (T, token_dim) [+ the head's rotmat (T,24,3,3) and betas when ``pose_dims`` > 0] -> the
+        denoiser's condition (T, cond_dim)."""
+        tokens = torch.as_tensor(tokens, dtype=torch.float32)
+        if tokens.ndim != 2 or tokens.shape[1] != self.token_dim:
+            raise ValueError(f"tokens must be (T,{self.token_dim}) head tokens, got {tuple(tokens.shape)}")
+        if not self.pose_dims:
+            return tokens
+        if rotmat is None:
+            raise ValueError(
+                f"this decoder is conditioned on the head's pose too ({self.pose_dims} channels): pass the "
+                "head's rotmat (T,24,3,3)"
+            )
+        if len(rotmat) != len(tokens):
+            raise ValueError(f"rotmat has {len(rotmat)} frames, tokens {len(tokens)}")
+        pose = pose_condition(self.body, self.stats, rotmat, betas, self.pose_dims)
+        return torch.cat([tokens, pose], 1)
 
     def _noise(self, n_windows: int, seed: int, first_window: int = 0) -> Tensor:
         c = self.vae.cfg
@@ -203,14 +251,15 @@ class DiffusionDecoder(nn.Module):
         }
 
     @torch.no_grad()
-    def forward(self, tokens: Tensor, betas: Tensor, seed: int = 0) -> dict[str, Tensor]:
-        """tokens (T,C) per-frame head tokens, betas (T,K) or (K,) -> dict (see :meth:`features_to_pose`)."""
-        tokens = torch.as_tensor(tokens, dtype=torch.float32)
-        if tokens.ndim != 2 or tokens.shape[1] != self.cond_dim:
-            raise ValueError(f"tokens must be (T,{self.cond_dim}) head tokens, got {tuple(tokens.shape)}")
-        T, F = tokens.shape[0], self.num_frames
+    def forward(
+        self, tokens: Tensor, betas: Tensor, seed: int = 0, rotmat: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """tokens (T,C) per-frame head tokens, betas (T,K) or (K,), and for a decoder with ``pose_dims`` > 0
+        the head's rotmat (T,24,3,3) -> dict (see :meth:`features_to_pose`)."""
+        cond = self.condition(tokens, betas, rotmat)
+        T, F = cond.shape[0], self.num_frames
         plan = window_plan(T, F, self.overlap, self.tail)
-        feats = merge_windows(self.decode_windows(split_windows(tokens, F, plan), seed), plan, T)
+        feats = merge_windows(self.decode_windows(split_windows(cond, F, plan), seed), plan, T)
         if self.body.representation == "hybrik":
             feats = twist_unit(feats)
         return self.features_to_pose(feats, torch.as_tensor(betas, dtype=torch.float32))
@@ -254,10 +303,11 @@ def reconstruct_features(
 class StreamingDecoder:
     """Push head tokens as they arrive; get poses back once a window of F frames is complete.
 
-    ``push(tokens (n,C), betas (n,K))`` returns the decoded frames (dict as the decoder's forward, possibly
-    with 0 frames); ``flush()`` decodes the remaining < F frames (resampled to F and back). Latency: F
-    frames. Windows are non-overlapping and seeded like the batch decoder with ``overlap=0,
-    tail="resample"``, so the concatenated output equals that call's.
+    ``push(tokens (n,C), betas (n,K)[, rotmat (n,24,3,3)])`` returns the decoded frames (dict as the
+    decoder's forward, possibly with 0 frames; ``rotmat``: the head's, for a decoder with ``pose_dims``);
+    ``flush()`` decodes the remaining < F frames (resampled to F and back). Latency: F frames. Windows are
+    non-overlapping and seeded like the batch decoder with ``overlap=0, tail="resample"``, so the
+    concatenated output equals that call's.
     """
 
     def __init__(self, decoder: DiffusionDecoder, seed: int = 0):
@@ -280,10 +330,11 @@ class StreamingDecoder:
             feats = twist_unit(feats)
         return self.decoder.features_to_pose(feats, bet[:n])
 
-    def push(self, tokens: Tensor, betas: Tensor) -> dict[str, Tensor]:
-        tokens = torch.as_tensor(tokens, dtype=torch.float32).reshape(-1, self.decoder.cond_dim)
-        self._tok.append(tokens)
-        self._bet.append(per_frame_betas(torch.as_tensor(betas, dtype=torch.float32), tokens.shape[0]))
+    def push(self, tokens: Tensor, betas: Tensor, rotmat: Tensor | None = None) -> dict[str, Tensor]:
+        tokens = torch.as_tensor(tokens, dtype=torch.float32).reshape(-1, self.decoder.token_dim)
+        betas = per_frame_betas(torch.as_tensor(betas, dtype=torch.float32), tokens.shape[0])
+        self._tok.append(self.decoder.condition(tokens, betas, rotmat))
+        self._bet.append(betas)
         F = self.decoder.num_frames
         outs = []
         while self._pending() >= F:

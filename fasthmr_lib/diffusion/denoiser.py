@@ -8,6 +8,13 @@ condition tokens are the per-frame HMR head tokens projected ``Linear(cond_dim â
 before it for text features; the head token is signed, so no ReLU by default â€” ``cond_relu`` switches
 it on). The condition outputs are discarded (paper Fig. 4 legend).
 
+``cond_pose_dims`` (0 = the paper's decoder): the last ``cond_pose_dims`` channels of each frame's condition
+are the per-frame head's own pose, its first z-normalised HybrIK features (87 = the 29 joints), after the
+head token (:func:`~fasthmr_lib.diffusion.decoder.pose_condition` builds them; ``cond_dim`` counts both).
+The head's pose is a fixed readout of the same token, so the condition carries no new image information;
+it hands the denoiser the head's per-frame pose, which it could not learn as well from the embedded
+world's few training motions (README, "Why the decoder's body pose is worse").
+
 ``cond_pool`` (for a VAE with ``latent_layout="temporal"``, where latent token k describes frames
 [kF/L, (k+1)F/L)): latent token k's input also gets the mean of its chunk's projected condition tokens, a
 direct local path from the frames to the latent that describes them (attention can still use every frame).
@@ -44,6 +51,7 @@ class DenoiserConfig:
     time_dim: int | None = None  # sinusoid width; None -> cond_dim (MLD)
     cond_relu: bool = False
     cond_pool: bool = False  # add the mean projected condition of chunk k to latent token k
+    cond_pose_dims: int = 0  # trailing condition channels that are the head's pose features (0: tokens only)
 
     def replace(self, **kw) -> DenoiserConfig:
         return replace(self, **kw)

@@ -601,6 +601,17 @@ def latent_scale_of(vae: MotionVAE, windows: Tensor) -> float:
     return float(1.0 / mu.std().clamp_min(1e-6))
 
 
+def token_noise_std(toks: Sequence[Tensor], cond_noise: float, pose_dims: int = 0) -> Tensor | None:
+    """Per-channel std (C,) of the training conditions (T_i, C) that ``cond_noise`` scales, or None when the
+    noise is off; the trailing ``pose_dims`` head-pose channels get 0 (the noise regularises the token)."""
+    if cond_noise <= 0:
+        return None
+    std = torch.cat(list(toks)).std(0)
+    if pose_dims:
+        std[-pose_dims:] = 0.0
+    return std
+
+
 def train_denoiser(
     pairs: Sequence[tuple[Tensor, Tensor]],
     vae: MotionVAE,
@@ -646,7 +657,8 @@ def train_denoiser(
     state = dist.current()
     sl = state.batch_slice(cfg.batch_size, "batch_size")
     B, shape = cfg.batch_size, (cfg.batch_size, v.latent_len, v.latent_dim)
-    tok_std = torch.cat(toks).std(0).to(cfg.device) if cfg.cond_noise > 0 else None  # (C,)
+    tok_std = token_noise_std(toks, cfg.cond_noise, dcfg.cond_pose_dims)
+    tok_std = None if tok_std is None else tok_std.to(cfg.device)
 
     def step_fn(rng: np.random.Generator, net: nn.Module) -> dict[str, Tensor]:
         cs, xs = [], []

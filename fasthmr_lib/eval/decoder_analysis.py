@@ -128,7 +128,8 @@ def stage_predictions(
             )
             cand["vae_recon"] = (hb.decode(rec.to(dev), gb.to(dev)).cpu(), gb)
         if any(s.startswith("decoder") for s in stages):
-            d = decoder(torch.as_tensor(np.asarray(v["tokens"]), dtype=torch.float32), hbeta, seed=seed)
+            tok = torch.as_tensor(np.asarray(v["tokens"]), dtype=torch.float32)
+            d = decoder(tok, hbeta, seed=seed, rotmat=Rh)
             Rgb = decoder.features_to_pose(d["features"], gb)["rotmat"]
             cand["decoder_oracle_orient_betas"] = (_with_gt_orient(Rgb, Rg), gb)
             cand["decoder_oracle_orient"] = (_with_gt_orient(d["rotmat"], Rg), hbeta)

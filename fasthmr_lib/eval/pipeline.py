@@ -100,9 +100,12 @@ def evaluate_clips(
     if decode and model.decoder is not None:
         dec = {
             c: {
-                "rotmat": model.decode(torch.as_tensor(v["tokens"]), torch.as_tensor(v["betas"]), seed=seed)[
-                    "rotmat"
-                ],
+                "rotmat": model.decode(
+                    torch.as_tensor(v["tokens"]),
+                    torch.as_tensor(v["betas"]),
+                    seed=seed,
+                    rotmat=torch.as_tensor(v["rotmat"]),
+                )["rotmat"],  # fmt: skip
                 "betas": v["betas"],
             }
             for c, v in tok.items()
@@ -137,8 +140,11 @@ def time_variants(
     F = None
     if decoder is not None:
         F = decoder.num_frames
-        tok, betas = torch.randn(F, decoder.cond_dim), torch.zeros(F, 10)
-        calls.append(("__decoder__", lambda: decoder(tok, betas)))
+        tok, betas = torch.randn(F, decoder.token_dim), torch.zeros(F, 10)
+        rot = (
+            torch.eye(3).expand(F, 24, 3, 3) if decoder.pose_dims else None
+        )  # the head's pose, if it is read
+        calls.append(("__decoder__", lambda: decoder(tok, betas, rotmat=rot)))
     res = {
         t.name: t for t in P.time_side_by_side(calls, batch, warmup=warmup, repeats=repeats, device=device)
     }
