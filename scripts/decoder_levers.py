@@ -135,8 +135,7 @@ def main() -> None:
             for c in sorted(d["tokens"]):
                 pairs.append((condition(d["tokens"][c], hb, stats, dims), d["feats"][c]))
     overrides = {} if a.dropout is None else {"dropout": a.dropout}
-    if a.cond_pool:
-        overrides["cond_pool"] = True
+    overrides["cond_pool"] = a.cond_pool  # explicit: the small preset pools (its VAE is temporal)
     if dims:  # the decoder builds the pose channels itself from the head's rotmat; token noise skips them
         overrides["cond_pose_dims"] = dims
     cfg = TR.DenoiserTrainConfig(

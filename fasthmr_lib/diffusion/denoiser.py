@@ -66,9 +66,16 @@ class DenoiserConfig:
 
 DENOISER_PRESETS: dict[str, DenoiserConfig] = {
     "paper": DenoiserConfig(),
-    "small": DenoiserConfig(
-        latent_len=8, latent_dim=128, d_model=128, cond_dim=256, num_frames=64, num_layers=3, ff_dim=256
-    ),
+    "small": DenoiserConfig(  # cond_pool: the small VAE's latent is temporal
+        latent_len=8,
+        latent_dim=128,
+        d_model=128,
+        cond_dim=256,
+        num_frames=64,
+        num_layers=3,
+        ff_dim=256,
+        cond_pool=True,
+    ),  # fmt: skip
     "tiny": DenoiserConfig(
         latent_len=2,
         latent_dim=32,

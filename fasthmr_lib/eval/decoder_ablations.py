@@ -125,7 +125,7 @@ def run_objective(setup: AblationSetup, objective: str, seed: int) -> dict[str, 
     decoding of the test clips -> {pa_mpjpe, mpjpe (mm), accel (mm/frame²)}. The condition is the head token
     (the paper's); on a VAE with the temporal latent layout the denoiser pools each chunk's condition into
     its latent token (``cond_pool``), as the shipped decoder's does."""
-    pool = {"cond_pool": True} if setup.vae.cfg.latent_layout == "temporal" else {}
+    pool = {"cond_pool": setup.vae.cfg.latent_layout == "temporal"}
     cfg = TR.DenoiserTrainConfig(preset=setup.preset, steps=setup.steps, objective=objective,
                                  p_terminal=setup.p_terminal, overrides=pool,
                                  **setup.loop_for(seed))  # fmt: skip
