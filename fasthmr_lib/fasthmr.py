@@ -119,9 +119,9 @@ class FastHMR(nn.Module):
         super().__init__()
         if decoder is not None:
             head_dim = hmr.cfg.head.dim
-            if decoder.cond_dim != head_dim:
+            if decoder.token_dim != head_dim:
                 raise ValueError(
-                    f"decoder condition width {decoder.cond_dim} != the HMR head-token width {head_dim}: "
+                    f"decoder head-token width {decoder.token_dim} != the HMR head-token width {head_dim}: "
                     "the denoiser must be trained on this model's head tokens"
                 )
         if mask_tome is not None:

@@ -165,6 +165,29 @@ def test_predict_short_video_with_decoder(tiny_model, tiny_decoder):
     assert not short["smoothed"].any()
 
 
+def test_decoder_reading_the_head_pose_in_predict_and_save_load(
+    tiny_model, tiny_decoder, fake_body, tmp_path
+):
+    """A denoiser whose condition is the head token + the head's joints (cond_pose_dims): FastHMR checks the
+    token width, predict hands the head's rotmat to the decoder, and save/load keeps the condition."""
+    from fasthmr_lib.diffusion.denoiser import denoiser_config
+
+    torch.manual_seed(2)
+    den = LatentDenoiser(denoiser_config("tiny", cond_dim=64 + 87, cond_pose_dims=87)).eval()
+    t = tiny_decoder
+    dec = DiffusionDecoder(t.vae, den, t.body, t.stats, latent_scale=1.3)
+    fm = FastHMR.from_parts(tiny_model, decoder=dec)
+    frames, boxes, masks = _video(T=5)
+    res = fm.predict(frames, boxes, masks, batch_size=4, seed=3)
+    direct = dec(res["head_token"], res["betas"], seed=3, rotmat=res["rotmat_head"])
+    torch.testing.assert_close(res["rotmat"], direct["rotmat"])
+    fm.save(tmp_path / "fm")
+    back = FastHMR.load(tmp_path / "fm", smpl=fake_body)
+    assert back.decoder.pose_dims == 87 and back.decoder.token_dim == 64
+    again = back.predict(frames, boxes, masks, batch_size=4, seed=3)
+    torch.testing.assert_close(again["rotmat"], res["rotmat"], rtol=0, atol=1e-4)
+
+
 def test_predict_long_video_windows(tiny_model, tiny_decoder):
     frames, boxes, _ = _video(T=21, H=96, W=128)  # 21 > F = 16: windows (0,16), (5,21)
     fm = FastHMR.from_parts(tiny_model, decoder=tiny_decoder)
