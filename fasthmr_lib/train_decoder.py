@@ -142,8 +142,10 @@ def main(argv: list[str] | None = None) -> Path:
         loop = dict(batch_size=a.batch, lr=a.lr, seed=a.seed, device=device, precision=a.precision,
                     ckpt_every=a.ckpt_every)  # fmt: skip
         out = Path(a.out)
-        vae_over = {} if a.latent_layout is None else {"latent_layout": a.latent_layout}
-        vae_cfg = TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, overrides=vae_over, **loop)
+        if a.vae and a.latent_layout is not None:
+            raise ValueError(
+                "--latent-layout shapes a VAE trained here; --vae reuses a trained one (its own layout)"
+            )
         if a.vae:  # stage 1 done already: reuse that VAE (copied to <out>/vae, so <out> is a whole decoder)
             vae, stats, _ = TR.load_vae(a.vae, device)
             if state.is_main and Path(a.vae).resolve() != (out / "vae").resolve():
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> Path:
                     if (Path(a.vae) / f).exists():
                         shutil.copyfile(Path(a.vae) / f, out / "vae" / f)
         else:
+            vae_over = {} if a.latent_layout is None else {"latent_layout": a.latent_layout}
+            vae_cfg = TR.VAETrainConfig(preset=a.preset, steps=a.vae_steps, overrides=vae_over, **loop)
             vae, stats, _ = TR.train_vae(
                 motion + gt_feats, hb, vae_cfg,
                 out / "vae", world_frame=[True] * len(motion) + [False] * len(gt_feats),

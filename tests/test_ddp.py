@@ -258,5 +258,7 @@ def test_decoder_cli_extracts_tokens_and_trains_both_stages(tmp_path, embedded_b
     rot = torch.eye(3).expand(20, 24, 3, 3)
     got = dec4(torch.randn(20, den.cfg.cond_dim), torch.zeros(10), rotmat=rot)
     assert got["rotmat"].shape == (20, 24, 3, 3) and torch.isfinite(got["rotmat"]).all()
+    with pytest.raises(ValueError, match="--latent-layout shapes a VAE trained here"):
+        main([*argv, "--vae", str(out / "vae"), "--latent-layout", "temporal"])
     with pytest.raises(FileNotFoundError, match="--world no_such_world: no split 'train'.*build_world"):
         main([*argv[:2], "--world", "no_such_world", "--out", str(tmp_path / "dec2")])
