@@ -132,6 +132,10 @@ def token_pairs(a: argparse.Namespace, hb: HybrIKBody, device: str) -> tuple[lis
 def main(argv: list[str] | None = None) -> Path:
     """Extract tokens, train the VAE, then the denoiser, per the command line; returns ``--out``."""
     a = build_parser().parse_args(argv)
+    if a.vae and a.latent_layout is not None:
+        raise ValueError(
+            "--latent-layout shapes a VAE trained here; --vae reuses a trained one (its own layout)"
+        )
     joined = dist.current().active  # a caller's process group is left to the caller
     state = dist.init_from_env(a.device)
     device = a.device  # a bare "cuda" is this process's GPU (init_from_env set it); resumable configs match
@@ -142,10 +146,6 @@ def main(argv: list[str] | None = None) -> Path:
         loop = dict(batch_size=a.batch, lr=a.lr, seed=a.seed, device=device, precision=a.precision,
                     ckpt_every=a.ckpt_every)  # fmt: skip
         out = Path(a.out)
-        if a.vae and a.latent_layout is not None:
-            raise ValueError(
-                "--latent-layout shapes a VAE trained here; --vae reuses a trained one (its own layout)"
-            )
         if a.vae:  # stage 1 done already: reuse that VAE (copied to <out>/vae, so <out> is a whole decoder)
             vae, stats, _ = TR.load_vae(a.vae, device)
             if state.is_main and Path(a.vae).resolve() != (out / "vae").resolve():
