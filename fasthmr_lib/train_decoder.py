@@ -29,13 +29,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 from . import dist
 from .body.hybrik import HybrIKBody
 from .body.smpl import load_body_model
 from .diffusion import training as TR
-from .diffusion.decoder import pose_condition
+from .diffusion.decoder import head_condition
 from .io import manifest, sha256_file, write_json
 
 #: ``--cond-head-joints``: the head pose channels of the condition (the 29 joints' 87 numbers)
@@ -163,15 +161,12 @@ def main(argv: list[str] | None = None) -> Path:
             )  # fmt: skip
         condition = sha256_file(Path(a.checkpoint) / "model.safetensors")[:8]
         den_over = {} if a.dropout is None else {"dropout": a.dropout}
-        if a.cond_head_joints:  # the head's pose after its token, normalised with this VAE's stats
-            den_over["cond_pose_dims"] = HEAD_JOINT_DIMS
-            pairs = [
-                (torch.cat([torch.as_tensor(h["tokens"]),
-                            pose_condition(hb, stats, h["rotmat"], h["betas"], HEAD_JOINT_DIMS)], 1), f)
-                for h, f in pairs
-            ]  # fmt: skip
-        else:
-            pairs = [(h["tokens"], f) for h, f in pairs]
+        pose_dims = HEAD_JOINT_DIMS if a.cond_head_joints else 0  # the head's pose after its token
+        if pose_dims:
+            den_over["cond_pose_dims"] = pose_dims
+        pairs = [
+            (head_condition(hb, stats, h["tokens"], h["rotmat"], h["betas"], pose_dims), f) for h, f in pairs
+        ]
         if a.cond_pool is not None:
             den_over["cond_pool"] = a.cond_pool == "on"
         dcfg = TR.DenoiserTrainConfig(

@@ -54,17 +54,14 @@ COND_NAMES = {None: "tokens", "all": "tokens+head_pose", "joints": "tokens+head_
 
 
 def condition(v: dict, hb: HybrIKBody, stats: FeatureStats, dims: int) -> np.ndarray:
-    """A clip's training condition (T, C + dims): the head tokens, then (``dims`` > 0) the head's pose as its
-    first ``dims`` z-normalised HybrIK features (``diffusion.decoder.pose_condition``, what the decoder
-    computes at test time from the head's θ and β)."""
-    tok = np.asarray(v["tokens"], np.float32)
-    if not dims:
-        return tok
+    """A clip's training condition (T, C + dims): ``diffusion.decoder.head_condition``, what the decoder
+    builds at test time (the head tokens, then the first ``dims`` normalised HybrIK features of its θ, β)."""
+    rot = torch.as_tensor(np.asarray(v["rotmat"]))
     with torch.no_grad():
-        f = D.pose_condition(
-            hb, stats, torch.as_tensor(np.asarray(v["rotmat"])), np.asarray(v["betas"]), dims
+        c = D.head_condition(
+            hb, stats, np.asarray(v["tokens"], np.float32), rot, np.asarray(v["betas"]), dims
         )
-    return np.concatenate([tok, f.numpy().astype(np.float32)], 1)
+    return c.numpy()
 
 
 def hflip_crop(item: dict) -> dict:

@@ -52,6 +52,22 @@ def pose_condition(body: HybrIKBody, stats: FeatureStats, rotmat: Tensor, betas:
     return stats.normalize(f)[:, :dims]
 
 
+def head_condition(
+    body: HybrIKBody,
+    stats: FeatureStats,
+    tokens: Tensor,
+    rotmat: Tensor | None,
+    betas: Tensor,
+    pose_dims: int,
+) -> Tensor:
+    """A clip's denoiser condition: head tokens (T,C), then (``pose_dims`` > 0) :func:`pose_condition` of the
+    head's rotmat (T,24,3,3) and betas -> (T, C + pose_dims). The one place training and decoding build it."""
+    tokens = torch.as_tensor(tokens, dtype=torch.float32)
+    if not pose_dims:
+        return tokens
+    return torch.cat([tokens, pose_condition(body, stats, rotmat, betas, pose_dims)], 1)
+
+
 # ----------------------------------------------------------------------------------------------------
 # windowing (pure)
 
@@ -194,8 +210,7 @@ class DiffusionDecoder(nn.Module):
             )
         if len(rotmat) != len(tokens):
             raise ValueError(f"rotmat has {len(rotmat)} frames, tokens {len(tokens)}")
-        pose = pose_condition(self.body, self.stats, rotmat, betas, self.pose_dims)
-        return torch.cat([tokens, pose], 1)
+        return head_condition(self.body, self.stats, tokens, rotmat, betas, self.pose_dims)
 
     def _noise(self, n_windows: int, seed: int, first_window: int = 0) -> Tensor:
         c = self.vae.cfg
