@@ -18,6 +18,8 @@ new head tokens; GT pose mirrored with ``data.augment.flip_pose_aa``), doubling 
 token followed by the per-frame head's own pose as HybrIK features (its θ and β encoded, z-normalised with
 the VAE's feature stats), in training and at test (the library's ``DenoiserConfig.cond_pose_dims``;
 ``--cond-noise`` then noises the token channels only).
+``--ema D`` / ``--lr-schedule cosine``: the training loop's EMA of the exported weights and cosine lr decay
+(``diffusion.training.LoopConfig``), both off by default.
 ``--cond-head-pose joints``: only the 29 joints (87 numbers) of those features; the twist channels' GT spread
 is so small that the head's twists land several standard deviations out after the z-normalisation.
 
@@ -119,6 +121,8 @@ def main() -> None:
     ap.add_argument(
         "--cond-pool", action="store_true", help="latent token k also gets its chunk's mean condition"
     )
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the exported weights (0 = off)")
+    ap.add_argument("--lr-schedule", default="constant", choices=TR.LR_SCHEDULES)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     body = load_body_model()
@@ -137,7 +141,8 @@ def main() -> None:
         overrides["cond_pose_dims"] = dims
     cfg = TR.DenoiserTrainConfig(
         preset="small", steps=a.steps, p_terminal=a.p_terminal, batch_size=32, lr=3e-4, seed=a.seed,
-        ckpt_every=500, cond_noise=a.cond_noise, overrides=overrides,
+        ckpt_every=500, cond_noise=a.cond_noise, overrides=overrides, ema_decay=a.ema,
+        lr_schedule=a.lr_schedule,
     )  # fmt: skip
     run_dir = paths.data_dir() / "decoder_levers" / "runs" / f"{a.name}_seed{a.seed}"
     t0 = time.perf_counter()
@@ -164,6 +169,7 @@ def main() -> None:
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
              "cond": COND_NAMES[a.cond_head_pose], "flip_pairs": a.flip_pairs,
              "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool, "p_terminal": a.p_terminal,
+             "ema_decay": a.ema, "lr_schedule": a.lr_schedule,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
@@ -177,6 +183,8 @@ def main() -> None:
         "latent_layout": "tokens",
         "cond_pool": False,
         "p_terminal": 0.25,
+        "ema_decay": 0.0,
+        "lr_schedule": "constant",
     }.items():
         if old is not None and col not in old:
             old[col] = before

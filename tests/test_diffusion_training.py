@@ -239,3 +239,50 @@ def test_loop_precision_bf16_autocasts_and_fp16_is_refused(hb, motion, tmp_path)
     np.testing.assert_allclose(h16, h32, rtol=0.05)
     with pytest.raises(ValueError, match="fp32 or bf16"):
         TR.train_vae(feats, hb, _vae_cfg(**cfg, precision="fp16"), tmp_path / "fp16", progress=False)
+
+
+def test_cosine_lr_schedule_values_and_bad_name():
+    cfg = TR.DenoiserTrainConfig(steps=10, lr=2e-3, lr_schedule="cosine")
+    got = [TR.lr_at(cfg, s) for s in (0, 5, 10)]
+    np.testing.assert_allclose(got, [2e-3, 1e-3, 0.0], atol=1e-12)
+    assert TR.lr_at(dataclasses.replace(cfg, lr_schedule="constant"), 7) == 2e-3
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TR.lr_at(dataclasses.replace(cfg, lr_schedule="linear"), 0)
+
+
+def test_ema_export_is_the_moving_average_and_resumes_exactly(hb, motion, tmp_path):
+    """ema_decay > 0: the exported (and returned) weights after 2 steps are d w1 + (1 - d) w2 with timm's
+    warm-up decay d = 1 - 2^(-2/3) at the 2nd update (the 1st copies w1); the trained weights are unchanged
+    by the EMA; an interrupted run resumes to the same EMA; a bad lr_schedule fails before training."""
+    feats = TR.clips_to_features(motion, hb)
+    vae, stats, _ = TR.train_vae(feats, hb, _vae_cfg(steps=2), tmp_path / "vae", progress=False)
+    g = torch.Generator().manual_seed(3)
+    pairs = [(torch.randn(f.shape[0], 64, generator=g), f) for f in feats]
+    base = dict(preset="tiny", steps=2, batch_size=3, ckpt_every=1, seed=4, lr=1e-2, lr_schedule="cosine")
+
+    def run(name, **kw):
+        cfg = TR.DenoiserTrainConfig(**(base | kw))
+        return TR.train_denoiser(pairs, vae, stats, cfg, tmp_path / name, progress=False)[0].state_dict()
+
+    w1 = {k: v.clone() for k, v in run("raw1", steps=2, stop_after=1).items()}
+    w2 = run("raw2")
+    ema = run("ema", ema_decay=0.9)
+    d = 1 - 2 ** (-2 / 3)
+    for k in w2:
+        if w2[k].is_floating_point():
+            torch.testing.assert_close(ema[k], d * w1[k] + (1 - d) * w2[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert any(not torch.equal(ema[k], w2[k]) for k in w2)
+    st = torch.load(tmp_path / "ema" / "train_state.pt", weights_only=True)
+    for k in w2:  # the trained weights are the run without EMA's
+        torch.testing.assert_close(st["model"][k], w2[k], atol=0, rtol=0)
+    exported = TR.load_file(str(tmp_path / "ema" / "model.safetensors"))
+    weights = {k.removeprefix("model."): v for k, v in exported.items() if k.startswith("model.")}
+    assert weights.keys() == ema.keys()
+    for k, v in weights.items():
+        torch.testing.assert_close(v.float(), ema[k].float(), msg=k)
+    run("ema_resumed", ema_decay=0.9, stop_after=1)
+    resumed = run("ema_resumed", ema_decay=0.9)
+    for k in ema:
+        torch.testing.assert_close(resumed[k], ema[k], atol=0, rtol=0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        run("bad", lr_schedule="warmup")

@@ -12,7 +12,8 @@
   checkpoints every N steps into ``out_dir`` (``model.safetensors`` + ``config.json`` export, and
   ``train_state.pt`` with weights, optimizer state, step and history for resuming), a tqdm bar and
   ``loss_history.csv``. Every step seeds its own RNGs from (seed, step), so a run interrupted and resumed
-  gives the same weights as an uninterrupted one. ``device`` is a parameter (cpu / cuda).
+  gives the same weights as an uninterrupted one. ``device`` is a parameter (cpu / cuda). Options (off by
+  default): ``lr_schedule="cosine"`` and ``ema_decay`` (the export is an EMA of the weights).
 * Under ``torchrun`` (an initialised process group, :mod:`fasthmr_lib.dist`) both stages run as PyTorch
   DDP: ``batch_size`` is the global batch; every rank draws the whole global batch's windows, timesteps
   and noise from the same (seed, step) RNGs and trains on its ``batch_size / world`` slice; gradients
@@ -35,6 +36,7 @@ import pandas as pd
 import roma
 import torch
 from safetensors.torch import load_file, save_file
+from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -289,6 +291,10 @@ class LoopConfig:
     p_reverse: float = 0.5
     p_warp: float = 0.5
     stop_after: int | None = None  # stop this run after that many steps (simulates an interruption)
+    # > 0: the exported weights are an exponential moving average of the trained ones (timm's ModelEmaV3
+    # with its warm-up, decay 1 - (1 + step)^(-2/3) capped at ema_decay); 0 = the trained weights
+    ema_decay: float = 0.0
+    lr_schedule: str = "constant"  # "constant" | "cosine" (lr x 0.5 (1 + cos(pi step / steps)))
 
 
 @dataclass
@@ -348,11 +354,28 @@ def _write_history(out_dir: Path, history: list[dict]) -> pd.DataFrame:
     return df
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(cfg: LoopConfig, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) under ``cfg.lr_schedule``: a pure function of
+    the step, so a resumed run continues the schedule exactly."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "cosine":  # SGDR's cosine annealing without restarts (Loshchilov & Hutter 2017)
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}")
+
+
 def _load_state(
-    state_path: Path, cfg: LoopConfig, model: nn.Module, opt: torch.optim.Optimizer
+    state_path: Path,
+    cfg: LoopConfig,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    ema: nn.Module | None = None,
 ) -> tuple[int, list[dict], float]:
-    """Load a saved run into ``model`` / ``opt``; returns (step, history, wall s). Raises when it was made
-    with another configuration (but ``stop_after``)."""
+    """Load a saved run into ``model`` / ``opt`` (/ the EMA weights ``ema``); returns (step, history,
+    wall s). Raises when it was made with another configuration (but ``stop_after``)."""
     st = torch.load(state_path, map_location=cfg.device, weights_only=True)
     now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
     # a field added after the run was saved counts as its default there (e.g. a new DenoiserTrainConfig
@@ -369,13 +392,15 @@ def _load_state(
         )
     model.load_state_dict(st["model"])
     opt.load_state_dict(st["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(st["ema"])
     return int(st["step"]), list(st["history"]), float(st["wall_s"])
 
 
 def _run_loop(
     model: nn.Module,
     step_fn: Callable[[np.random.Generator, nn.Module], dict[str, Tensor]],
-    export_fn: Callable[[int, bool, float], tuple[dict, dict]],
+    export_fn: Callable[[nn.Module, int, bool, float], tuple[dict, dict]],
     cfg: LoopConfig,
     out_dir: Path,
     resume: bool,
@@ -384,13 +409,16 @@ def _run_loop(
 ) -> TrainResult:
     """Optimise ``model`` for ``cfg.steps`` steps; ``step_fn(rng, net)`` returns this process's losses
     (``loss`` is optimised) with the forward through ``net`` (``model``, or its DDP wrapper under
-    ``torchrun``); ``export_fn(step, complete, wall_s)`` gives the exported tensors + config."""
+    ``torchrun``); ``export_fn(module, step, complete, wall_s)`` gives the exported tensors + config of
+    ``module`` (``model``, or its EMA copy when ``cfg.ema_decay`` > 0, which ``model`` holds on return)."""
     state = dist.current()
     state.batch_slice(cfg.batch_size, "batch_size")  # the global batch must split evenly over the ranks
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     net = dist.wrap(model, state, dist.local_device(cfg.device, state))
     opt = _optimizer(model, cfg)
+    lr_at(cfg, 0)  # a bad schedule name fails before any step
+    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay > 0 else None
     if cfg.precision == "fp16":
         raise ValueError("the decoder trains in precision fp32 or bf16 (fp16 would need a GradScaler)")
     dev_type = torch.device(cfg.device).type
@@ -398,12 +426,13 @@ def _run_loop(
     state_path = out_dir / STATE_FILE
     step, history, wall = 0, [], 0.0
     if resume and state_path.is_file():
-        step, history, wall = _load_state(state_path, cfg, model, opt)
+        step, history, wall = _load_state(state_path, cfg, model, opt, None if ema is None else ema.module)
 
     def save(complete: bool) -> None:
-        tensors, conf = export_fn(step, complete, wall)
+        tensors, conf = export_fn(model if ema is None else ema.module, step, complete, wall)
         _save_export(out_dir, tensors, conf)
         state = {
+            **({} if ema is None else {"ema": ema.module.state_dict()}),
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "step": step,
@@ -426,6 +455,8 @@ def _run_loop(
         model.train()
         with torch.autocast(dev_type, dtype=amp, enabled=amp is not None):
             losses = step_fn(rng, net)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()  # under DDP: the ranks' average gradient (= the global batch's)
         if cfg.grad_clip:
@@ -433,6 +464,8 @@ def _run_loop(
         opt.step()
         losses = state.mean(losses)  # the global batch's means (the same on every rank)
         step += 1
+        if ema is not None:
+            ema.update(model, step=step)
         wall += time.perf_counter() - t0
         if step % cfg.log_every == 0 or step == cfg.steps:
             history.append({"step": step, **{k: float(v.detach()) for k, v in losses.items()}})
@@ -444,6 +477,8 @@ def _run_loop(
     if state.is_main and step < cfg.steps and step % cfg.ckpt_every != 0:
         save(False)
     state.barrier()  # every rank returns once rank 0's files are written
+    if ema is not None:  # the caller gets what was exported
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return TrainResult(out_dir, step, step >= cfg.steps, pd.DataFrame(history), wall)
 
@@ -521,8 +556,8 @@ def train_vae(
         dist.decorrelate(state, int(rng.integers(2**62)))
         return vae_loss(x, net(x, eps=eps), vcfg.kl_weight)
 
-    def export(step: int, complete: bool, wall: float) -> tuple[dict, dict]:
-        return vae_export(vae, stats, body, step=step, complete=complete, train=asdict(cfg), wall_s=wall)
+    def export(m: nn.Module, step: int, complete: bool, wall: float) -> tuple[dict, dict]:
+        return vae_export(m, stats, body, step=step, complete=complete, train=asdict(cfg), wall_s=wall)
 
     res = _run_loop(vae, step_fn, export, cfg, Path(out_dir), resume, progress, "VAE (stage 1)")
     return vae, stats, res
@@ -686,9 +721,9 @@ def train_denoiser(
             dist.decorrelate(state, int(rng.integers(2**62)))
         return diffusion_loss(scheduler, net(z_t, t, cond), z_t, noise, vel, t, cfg.objective)
 
-    def export(step: int, complete: bool, wall: float) -> tuple[dict, dict]:
+    def export(m: nn.Module, step: int, complete: bool, wall: float) -> tuple[dict, dict]:
         return denoiser_export(
-            den, cfg.objective, scale, step=step, complete=complete, train=asdict(cfg), wall_s=wall
+            m, cfg.objective, scale, step=step, complete=complete, train=asdict(cfg), wall_s=wall
         )
 
     res = _run_loop(
