@@ -31,6 +31,7 @@ VAE of ``--vae`` (default: the shipped one), evaluated with ``eval.metrics.evalu
 from __future__ import annotations
 
 import argparse
+import fcntl
 import pickle
 import time
 from pathlib import Path
@@ -175,6 +176,17 @@ def main() -> None:
         )  # fmt: skip
     new = pd.DataFrame(rows)
     print(new.to_string(index=False))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = paths.data_dir() / "decoder_levers" / "table.lock"  # parallel runs append to one table
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        append_rows(new)
+    man = manifest(vars(a), seed=a.seed)
+    write_json(OUT.with_name(f"decoder_levers_{a.name}_seed{a.seed}_manifest.json"), man)
+
+
+def append_rows(new: pd.DataFrame) -> None:
+    """Add ``new`` to the table at ``OUT`` (atomically replaced)."""
     old = pd.read_csv(OUT) if OUT.exists() else None
     # rows from before an option: its off value (head tokens only, no mirrored clips)
     for col, before in {
@@ -189,12 +201,9 @@ def main() -> None:
         if old is not None and col not in old:
             old[col] = before
     table = new if old is None else pd.concat([old, new], ignore_index=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".tmp")
     table.to_csv(tmp, index=False)
     tmp.replace(OUT)
-    man = manifest(vars(a), seed=a.seed)
-    write_json(OUT.with_name(f"decoder_levers_{a.name}_seed{a.seed}_manifest.json"), man)
 
 
 if __name__ == "__main__":
