@@ -71,6 +71,13 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_frames": 64,
         "seed_offset": 2_000_000,
     },
+    # twice as much again (320 clips, ~15 min), for a decoder that would otherwise memorise its 192 clips:
+    # train on ``--world default train_motion train_motion_more``
+    "train_motion_more": {
+        "n_clips": {"train": 320, "calib": 0, "test": 0},
+        "n_frames": 64,
+        "seed_offset": 4_000_000,
+    },
     "front_back_subtle": _FRONT_BACK,
     "front_back_strong": {**_FRONT_BACK, "render": {"front_cues": "strong"}},
 }
