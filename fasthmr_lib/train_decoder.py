@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cond-pool",
         default=None,
         choices=["on", "off"],
-        help="stage 2: add chunk k's mean condition to latent token k (default: the preset's)",
+        help="stage 2: add chunk k's mean condition to latent token k (default: on for a temporal VAE)",
     )
     p.add_argument("--ckpt-every", type=int, default=500)
     p.add_argument("--extract-batch", type=int, default=32, help="frames per forward of the token extraction")

@@ -137,7 +137,7 @@ def main() -> None:
             for c in sorted(d["tokens"]):
                 pairs.append((condition(d["tokens"][c], hb, stats, dims), d["feats"][c]))
     overrides = {} if a.dropout is None else {"dropout": a.dropout}
-    overrides["cond_pool"] = a.cond_pool  # explicit: the small preset pools (its VAE is temporal)
+    overrides["cond_pool"] = a.cond_pool  # explicit (train_denoiser's default follows the VAE's layout)
     if dims:  # the decoder builds the pose channels itself from the head's rotmat; token noise skips them
         overrides["cond_pose_dims"] = dims
     cfg = TR.DenoiserTrainConfig(

@@ -169,7 +169,8 @@ def test_denoiser_condition_noise_is_seeded_resumable_and_off_by_default(hb, mot
 
 def test_temporal_vae_and_pooled_denoiser_train_save_and_load(fake_body, hb, motion, tmp_path):
     """The temporal latent layout and the pooled condition go through both stages, their configs are saved
-    and the decoder loads them; a pooled denoiser on a token-layout VAE is refused."""
+    and the decoder loads them; pooling follows the VAE's layout unless set; a pooled denoiser on a
+    token-layout VAE is refused."""
     feats = TR.clips_to_features(motion, hb)
     vcfg = dataclasses.replace(_vae_cfg(steps=2), overrides={"latent_layout": "temporal"})
     vae, stats, _ = TR.train_vae(feats, hb, vcfg, tmp_path / "vae", progress=False)
@@ -188,6 +189,14 @@ def test_temporal_vae_and_pooled_denoiser_train_save_and_load(fake_body, hb, mot
     tok_vae, tok_stats, _ = TR.train_vae(feats, hb, _vae_cfg(steps=1), tmp_path / "vae_tok", progress=False)
     with pytest.raises(ValueError, match="latent_layout='temporal'"):
         TR.train_denoiser(pairs, tok_vae, tok_stats, dcfg, tmp_path / "den_tok", progress=False)
+    # not set: on for the temporal VAE, off for the token one (the small preset's cond_pool=True included)
+    for v, s, want in ((vae, stats, True), (tok_vae, tok_stats, False)):
+        for preset in ("tiny", "small"):
+            cfg = dataclasses.replace(dcfg, preset=preset, overrides={}, steps=1)
+            den = TR.train_denoiser(pairs, v, s, cfg, tmp_path / f"d_{want}_{preset}", progress=False)[0]
+            assert den.cfg.cond_pool is want, (preset, want)
+    off = dataclasses.replace(dcfg, overrides={"cond_pool": False}, steps=1)
+    assert not TR.train_denoiser(pairs, vae, stats, off, tmp_path / "d_off", progress=False)[0].cfg.cond_pool
 
 
 def test_token_noise_skips_the_head_pose_channels():

@@ -658,7 +658,8 @@ def train_denoiser(
     progress: bool = True,
 ) -> tuple[LatentDenoiser, float, TrainResult]:
     """Stage 2. ``pairs``: per clip (head tokens (T,C), GT features (T,dim) unnormalised, same frame rate
-    and frames). The VAE is frozen. Returns (denoiser, latent_scale, result)."""
+    and frames). The VAE is frozen; it sets the denoiser's latent shape and, unless ``cfg.overrides`` says
+    otherwise, ``cond_pool`` (on for a temporal latent). Returns (denoiser, latent_scale, result)."""
     if cfg.objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {cfg.objective!r}")
     if not pairs:
@@ -669,8 +670,11 @@ def train_denoiser(
         if t.shape[0] != f.shape[0]:
             raise ValueError(f"clip {i}: {t.shape[0]} token frames vs {f.shape[0]} feature frames")
     v = vae.cfg
+    # from the VAE: the latent's shape, and pooling (latent token k describes chunk k only in the temporal
+    # layout, so that is where its chunk's condition is pooled into it); cfg.overrides can still set both
     shapes = {"latent_len": v.latent_len, "latent_dim": v.latent_dim, "num_frames": v.num_frames}
-    dcfg = denoiser_config(cfg.preset, **(shapes | {"cond_dim": toks[0].shape[1]} | cfg.overrides))
+    shapes |= {"cond_pool": v.latent_layout == "temporal", "cond_dim": toks[0].shape[1]}
+    dcfg = denoiser_config(cfg.preset, **(shapes | cfg.overrides))
     if dcfg.cond_pool and v.latent_layout != "temporal":
         raise ValueError(
             "cond_pool pools chunk k's condition into latent token k, which needs a VAE with "

@@ -123,12 +123,9 @@ def _decoder_metrics(
 def run_objective(setup: AblationSetup, objective: str, seed: int) -> dict[str, float]:
     """Table 5, one run: a denoiser trained with ``objective`` (eps, v, v+eps) on the main VAE, one-step
     decoding of the test clips -> {pa_mpjpe, mpjpe (mm), accel (mm/frame²)}. The condition is the head token
-    (the paper's); on a VAE with the temporal latent layout the denoiser pools each chunk's condition into
-    its latent token (``cond_pool``), as the shipped decoder's does."""
-    pool = {"cond_pool": setup.vae.cfg.latent_layout == "temporal"}
+    (the paper's); whether it is pooled into the latent follows the VAE's layout (``train_denoiser``)."""
     cfg = TR.DenoiserTrainConfig(preset=setup.preset, steps=setup.steps, objective=objective,
-                                 p_terminal=setup.p_terminal, overrides=pool,
-                                 **setup.loop_for(seed))  # fmt: skip
+                                 p_terminal=setup.p_terminal, **setup.loop_for(seed))  # fmt: skip
     hb = HybrIKBody.from_smpl(setup.body)
     den, scale, _ = TR.train_denoiser(
         setup.pairs(hb), setup.vae, setup.stats, cfg, setup.run_dir(seed, f"den_{objective}"), progress=False
