@@ -1,4 +1,5 @@
-"""Build the embedded world: ``python -m data_prep.build_world --profile {tiny,default,train} [--seed N]``.
+"""Build the embedded world: ``python -m data_prep.build_world --profile <name> [--seed N]`` (the names:
+:data:`PROFILES`, ``--help`` lists them).
 
 Writes ``<data>/world/<profile>/{train,calib,test}/<clip_id>.npz`` (the record format of
 :mod:`fasthmr_lib.data.records`) and, last and atomically, ``meta.json`` -- its presence means complete.
