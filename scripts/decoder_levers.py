@@ -20,6 +20,8 @@ the VAE's feature stats), in training and at test (the library's ``DenoiserConfi
 ``--cond-noise`` then noises the token channels only).
 ``--ema D`` / ``--lr-schedule cosine``: the training loop's EMA of the exported weights and cosine lr decay
 (``diffusion.training.LoopConfig``), both off by default.
+``--drop-tokens`` (with ``--cond-head-pose``): the head tokens are zeroed in training and at test, so the
+condition is the head's pose alone (how much the tokens add beyond it).
 ``--cond-head-pose joints``: only the 29 joints (87 numbers) of those features; the twist channels' GT spread
 is so small that the head's twists land several standard deviations out after the z-normalisation.
 
@@ -56,14 +58,18 @@ OUT = Path("results/diagnostics/decoder_levers.csv")
 COND_NAMES = {None: "tokens", "all": "tokens+head_pose", "joints": "tokens+head_joints"}
 
 
-def condition(v: dict, hb: HybrIKBody, stats: FeatureStats, dims: int) -> np.ndarray:
+def head_tokens(v: dict, drop: bool) -> np.ndarray:
+    """A clip's head tokens (T, C), or zeros of that shape with ``drop`` (``--drop-tokens``)."""
+    t = np.asarray(v["tokens"], np.float32)
+    return np.zeros_like(t) if drop else t
+
+
+def condition(v: dict, hb: HybrIKBody, stats: FeatureStats, dims: int, drop: bool = False) -> np.ndarray:
     """A clip's training condition (T, C + dims): ``diffusion.decoder.head_condition``, what the decoder
     builds at test time (the head tokens, then the first ``dims`` normalised HybrIK features of its θ, β)."""
     rot = torch.as_tensor(np.asarray(v["rotmat"]))
     with torch.no_grad():
-        c = D.head_condition(
-            hb, stats, np.asarray(v["tokens"], np.float32), rot, np.asarray(v["betas"]), dims
-        )
+        c = D.head_condition(hb, stats, head_tokens(v, drop), rot, np.asarray(v["betas"]), dims)
     return c.numpy()
 
 
@@ -124,7 +130,12 @@ def main() -> None:
     )
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the exported weights (0 = off)")
     ap.add_argument("--lr-schedule", default="constant", choices=TR.LR_SCHEDULES)
+    ap.add_argument(
+        "--drop-tokens", action="store_true", help="zero the head tokens (with --cond-head-pose: pose only)"
+    )
     a = ap.parse_args()
+    if a.drop_tokens and not a.cond_head_pose:
+        ap.error("--drop-tokens leaves no condition without --cond-head-pose")
     torch.set_num_threads(a.threads)
     body = load_body_model()
     hb = HybrIKBody.from_smpl(body)
@@ -135,7 +146,7 @@ def main() -> None:
         for flip in (False, True) if a.flip_pairs else (False,):
             d = cached_tokens(a.checkpoint, w, "train", hb, flip=flip)
             for c in sorted(d["tokens"]):
-                pairs.append((condition(d["tokens"][c], hb, stats, dims), d["feats"][c]))
+                pairs.append((condition(d["tokens"][c], hb, stats, dims, a.drop_tokens), d["feats"][c]))
     overrides = {} if a.dropout is None else {"dropout": a.dropout}
     overrides["cond_pool"] = a.cond_pool  # explicit (train_denoiser's default follows the VAE's layout)
     if dims:  # the decoder builds the pose channels itself from the head's rotmat; token noise skips them
@@ -155,7 +166,7 @@ def main() -> None:
         pred = {
             c: {
                 "rotmat": dec(
-                    torch.as_tensor(v["tokens"]),
+                    torch.as_tensor(head_tokens(v, a.drop_tokens)),
                     torch.as_tensor(v["betas"]),
                     seed=0,
                     rotmat=torch.as_tensor(np.asarray(v["rotmat"])),
@@ -170,7 +181,7 @@ def main() -> None:
              "dropout": a.dropout, "cond_noise": a.cond_noise, "vae": str(repo_relative(str(a.vae))),
              "cond": COND_NAMES[a.cond_head_pose], "flip_pairs": a.flip_pairs,
              "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool, "p_terminal": a.p_terminal,
-             "ema_decay": a.ema, "lr_schedule": a.lr_schedule,
+             "ema_decay": a.ema, "lr_schedule": a.lr_schedule, "drop_tokens": a.drop_tokens,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
@@ -197,6 +208,7 @@ def append_rows(new: pd.DataFrame) -> None:
         "p_terminal": 0.25,
         "ema_decay": 0.0,
         "lr_schedule": "constant",
+        "drop_tokens": False,
     }.items():
         if old is not None and col not in old:
             old[col] = before
