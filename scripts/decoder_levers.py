@@ -20,6 +20,7 @@ the VAE's feature stats), in training and at test (the library's ``DenoiserConfi
 ``--cond-noise`` then noises the token channels only).
 ``--ema D`` / ``--lr-schedule cosine``: the training loop's EMA of the exported weights and cosine lr decay
 (``diffusion.training.LoopConfig``), both off by default.
+``--cond-pool-mode linear``: the pooled path maps a chunk's frames in order (``DenoiserConfig``).
 ``--drop-tokens`` (with ``--cond-head-pose``): the head tokens are zeroed in training and at test, so the
 condition is the head's pose alone (how much the tokens add beyond it).
 ``--cond-head-pose joints``: only the 29 joints (87 numbers) of those features; the twist channels' GT spread
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument(
         "--cond-pool", action="store_true", help="latent token k also gets its chunk's mean condition"
     )
+    ap.add_argument("--cond-pool-mode", default="mean", choices=["mean", "linear"], help="with --cond-pool")
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the exported weights (0 = off)")
     ap.add_argument("--lr-schedule", default="constant", choices=TR.LR_SCHEDULES)
     ap.add_argument(
@@ -149,6 +151,7 @@ def main() -> None:
                 pairs.append((condition(d["tokens"][c], hb, stats, dims, a.drop_tokens), d["feats"][c]))
     overrides = {} if a.dropout is None else {"dropout": a.dropout}
     overrides["cond_pool"] = a.cond_pool  # explicit (train_denoiser's default follows the VAE's layout)
+    overrides["cond_pool_mode"] = a.cond_pool_mode
     if dims:  # the decoder builds the pose channels itself from the head's rotmat; token noise skips them
         overrides["cond_pose_dims"] = dims
     cfg = TR.DenoiserTrainConfig(
@@ -182,6 +185,7 @@ def main() -> None:
              "cond": COND_NAMES[a.cond_head_pose], "flip_pairs": a.flip_pairs,
              "latent_layout": vae.cfg.latent_layout, "cond_pool": a.cond_pool, "p_terminal": a.p_terminal,
              "ema_decay": a.ema, "lr_schedule": a.lr_schedule, "drop_tokens": a.drop_tokens,
+             "cond_pool_mode": a.cond_pool_mode,
              **m[["mpjpe", "pa_mpjpe", "pve", "accel"]].mean().round(2).to_dict(),
              "wall_s": round(time.perf_counter() - t0)}
         )  # fmt: skip
@@ -209,6 +213,7 @@ def append_rows(new: pd.DataFrame) -> None:
         "ema_decay": 0.0,
         "lr_schedule": "constant",
         "drop_tokens": False,
+        "cond_pool_mode": "mean",
     }.items():
         if old is not None and col not in old:
             old[col] = before

@@ -135,3 +135,36 @@ def test_denoiser_cond_pool_adds_chunk_mean_to_its_latent_token():
         assert (off(z, 999, c) - den(z, 999, c)).abs().max() > 1e-4
     with pytest.raises(ValueError, match="cond_pool needs"):
         LatentDenoiser(denoiser_config("tiny", cond_pool=True, latent_len=3))
+
+
+def test_denoiser_linear_cond_pool_starts_as_the_mean_and_keeps_frame_order():
+    """cond_pool_mode="linear": at init the same latent input as the mean pooling; with its weight changed,
+    latent token k's input is the linear map of chunk k's frames in order (swapping two frames of a chunk
+    changes it, which the mean cannot see); bad modes are refused."""
+    torch.manual_seed(0)
+    mean = LatentDenoiser(denoiser_config("tiny", dropout=0.0, cond_pool=True)).eval()
+    lin = LatentDenoiser(denoiser_config("tiny", dropout=0.0, cond_pool=True, cond_pool_mode="linear")).eval()
+    lin.load_state_dict(mean.state_dict() | {k: v for k, v in lin.state_dict().items() if "cond_patch" in k})
+    z, c = torch.randn(2, 2, 32), torch.randn(2, 16, 64)
+
+    def latent_input(den, cond):
+        captured = {}
+        h = den.query_pos.register_forward_pre_hook(lambda m, args: captured.setdefault("x", args[0]))
+        with torch.no_grad():
+            den(z, 999, cond)
+        h.remove()
+        return captured["x"][:, :2]
+
+    torch.testing.assert_close(latent_input(lin, c), latent_input(mean, c))
+    with torch.no_grad():
+        lin.cond_patch.weight.normal_(0, 0.05)
+        lin.cond_patch.bias.normal_(0, 0.05)
+    e = lin.emb_proj(c).detach()
+    want = lin.pose_embd(z) + lin.cond_patch(e.reshape(2, 2, 8 * e.shape[-1]))
+    torch.testing.assert_close(latent_input(lin, c), want.detach())
+    swapped = c.clone()
+    swapped[:, [0, 1]] = c[:, [1, 0]]  # two frames of chunk 0
+    assert (latent_input(lin, swapped)[:, 0] - latent_input(lin, c)[:, 0]).abs().max() > 1e-4
+    torch.testing.assert_close(latent_input(mean, swapped), latent_input(mean, c))
+    with pytest.raises(ValueError, match="cond_pool_mode"):
+        LatentDenoiser(denoiser_config("tiny", cond_pool=True, cond_pool_mode="max"))

@@ -18,6 +18,9 @@ world's few training motions (README, "Why the decoder's body pose is worse").
 ``cond_pool`` (for a VAE with ``latent_layout="temporal"``, where latent token k describes frames
 [kF/L, (k+1)F/L)): latent token k's input also gets the mean of its chunk's projected condition tokens, a
 direct local path from the frames to the latent that describes them (attention can still use every frame).
+``cond_pool_mode="linear"``: instead of the mean, a linear map of the chunk's F/L projected condition tokens
+in order (ViT's patch embedding along time), so which frame of the chunk had which pose survives; it starts
+as the mean (its weight is F/L copies of I / (F/L)) and learns from there.
 
 Paper preset: F=243, L×D_latent = 27×512, D=512, 5 layers, 4 heads, FF 1024, dropout 0.001, cond 1024.
 """
@@ -31,6 +34,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import Tensor, nn
 
 from .vae import LearnedPositionalEmbedding, SkipTransformer, encoder_layer
+
+COND_POOL_MODES = ("mean", "linear")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class DenoiserConfig:
     time_dim: int | None = None  # sinusoid width; None -> cond_dim (MLD)
     cond_relu: bool = False
     cond_pool: bool = False  # add the mean projected condition of chunk k to latent token k
+    cond_pool_mode: str = "mean"  # "mean" | "linear" (a learned map of the chunk's frames in order)
     cond_pose_dims: int = 0  # trailing condition channels that are the head's pose features (0: tokens only)
 
     def replace(self, **kw) -> DenoiserConfig:
@@ -107,8 +113,16 @@ class LatentDenoiser(nn.Module):
             raise ValueError(
                 f"cond_pool needs latent_len ({cfg.latent_len}) to divide num_frames ({cfg.num_frames})"
             )
+        if cfg.cond_pool_mode not in COND_POOL_MODES:
+            raise ValueError(f"cond_pool_mode must be one of {COND_POOL_MODES}, got {cfg.cond_pool_mode!r}")
         self.cfg = cfg
         D = cfg.d_model
+        if cfg.cond_pool and cfg.cond_pool_mode == "linear":
+            k = cfg.num_frames // cfg.latent_len
+            self.cond_patch = nn.Linear(k * D, D)
+            with torch.no_grad():  # starts as the mean over the chunk's k frames
+                self.cond_patch.weight.copy_(torch.eye(D).repeat(1, k) / k)
+                self.cond_patch.bias.zero_()
         tdim = cfg.time_dim or cfg.cond_dim
         self.time_proj = Timesteps(tdim, cfg.flip_sin_to_cos, cfg.freq_shift)
         self.time_embedding = TimestepEmbedding(tdim, D)
@@ -139,7 +153,11 @@ class LatentDenoiser(nn.Module):
         c_emb = self.emb_proj(cond)  # (B,F,D)
         lat = self.pose_embd(z_t)  # (B,L,D)
         if c.cond_pool:
-            lat = lat + c_emb.reshape(B, c.latent_len, c.num_frames // c.latent_len, -1).mean(2)
+            chunks = c_emb.reshape(B, c.latent_len, c.num_frames // c.latent_len, -1)  # (B,L,F/L,D)
+            if c.cond_pool_mode == "linear":
+                lat = lat + self.cond_patch(chunks.flatten(2))
+            else:
+                lat = lat + chunks.mean(2)
         x = torch.cat([lat, temb, c_emb], dim=1)
         h = self.encoder(self.query_pos(x))
         return self.pose_proj(h[:, : c.latent_len])
