@@ -197,6 +197,12 @@ def test_temporal_vae_and_pooled_denoiser_train_save_and_load(fake_body, hb, mot
             assert den.cfg.cond_pool is want, (preset, want)
     off = dataclasses.replace(dcfg, overrides={"cond_pool": False}, steps=1)
     assert not TR.train_denoiser(pairs, vae, stats, off, tmp_path / "d_off", progress=False)[0].cfg.cond_pool
+    # the saved run records the resolved pooling: a run saved with it explicit resumes under the default
+    assert TR.read_json(tmp_path / "d_True_tiny" / "config.json")["train"]["overrides"] == {"cond_pool": True}
+    two = dataclasses.replace(dcfg, steps=2)
+    TR.train_denoiser(pairs, vae, stats, dataclasses.replace(two, stop_after=1), tmp_path / "d_res")
+    r = TR.train_denoiser(pairs, vae, stats, dataclasses.replace(two, overrides={}), tmp_path / "d_res")
+    assert r[2].complete and r[2].step == 2
 
 
 def test_token_noise_skips_the_head_pose_channels():

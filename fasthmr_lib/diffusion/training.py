@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -671,10 +671,12 @@ def train_denoiser(
             raise ValueError(f"clip {i}: {t.shape[0]} token frames vs {f.shape[0]} feature frames")
     v = vae.cfg
     # from the VAE: the latent's shape, and pooling (latent token k describes chunk k only in the temporal
-    # layout, so that is where its chunk's condition is pooled into it); cfg.overrides can still set both
+    # layout, so that is where its chunk's condition is pooled into it); cfg.overrides can still set both.
+    # The resolved pooling is recorded in cfg.overrides, so a saved run says what it trained (and a run saved
+    # with it set explicitly resumes under the default)
+    cfg = replace(cfg, overrides={"cond_pool": v.latent_layout == "temporal"} | dict(cfg.overrides))
     shapes = {"latent_len": v.latent_len, "latent_dim": v.latent_dim, "num_frames": v.num_frames}
-    shapes |= {"cond_pool": v.latent_layout == "temporal", "cond_dim": toks[0].shape[1]}
-    dcfg = denoiser_config(cfg.preset, **(shapes | cfg.overrides))
+    dcfg = denoiser_config(cfg.preset, **(shapes | {"cond_dim": toks[0].shape[1]} | cfg.overrides))
     if dcfg.cond_pool and v.latent_layout != "temporal":
         raise ValueError(
             "cond_pool pools chunk k's condition into latent token k, which needs a VAE with "
