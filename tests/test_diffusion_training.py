@@ -203,6 +203,17 @@ def test_temporal_vae_and_pooled_denoiser_train_save_and_load(fake_body, hb, mot
     TR.train_denoiser(pairs, vae, stats, dataclasses.replace(two, stop_after=1), tmp_path / "d_res")
     r = TR.train_denoiser(pairs, vae, stats, dataclasses.replace(two, overrides={}), tmp_path / "d_res")
     assert r[2].complete and r[2].step == 2
+    # a run saved before the pooling was recorded (overrides without cond_pool: its preset's value) resumes
+    # when that matches the VAE's default, and is refused when it does not
+    small = dataclasses.replace(two, preset="small", overrides={})
+    for name, v, s in (("old_t", vae, stats), ("old_tok", tok_vae, tok_stats)):
+        TR.train_denoiser(pairs, v, s, dataclasses.replace(small, stop_after=1), tmp_path / name)
+        st = torch.load(tmp_path / name / "train_state.pt", weights_only=True)
+        st["config"]["overrides"] = {}  # as saved before: the small preset pooled (cond_pool=True)
+        torch.save(st, tmp_path / name / "train_state.pt")
+    assert TR.train_denoiser(pairs, vae, stats, small, tmp_path / "old_t")[2].complete
+    with pytest.raises(ValueError, match="different configuration.*overrides"):
+        TR.train_denoiser(pairs, tok_vae, tok_stats, small, tmp_path / "old_tok")
 
 
 def test_token_noise_skips_the_head_pose_channels():

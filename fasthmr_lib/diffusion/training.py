@@ -45,7 +45,7 @@ from ..body.hybrik import FeatureStats, HybrIKBody
 from ..data import motion
 from ..io import atomic_path, read_json, write_json
 from ..precision import autocast_dtype
-from .denoiser import DenoiserConfig, LatentDenoiser, denoiser_config
+from .denoiser import DENOISER_PRESETS, DenoiserConfig, LatentDenoiser, denoiser_config
 from .schedule import OBJECTIVES, diffusion_loss, make_scheduler, noisy_and_targets
 from .vae import MotionVAE, VAEConfig, vae_config, vae_loss
 
@@ -373,10 +373,13 @@ def _load_state(
     model: nn.Module,
     opt: torch.optim.Optimizer,
     ema: nn.Module | None = None,
+    upgrade: Callable[[dict], dict] | None = None,
 ) -> tuple[int, list[dict], float]:
     """Load a saved run into ``model`` / ``opt`` (/ the EMA weights ``ema``); returns (step, history,
     wall s). Raises when it was made with another configuration (but ``stop_after``)."""
     st = torch.load(state_path, map_location=cfg.device, weights_only=True)
+    if upgrade is not None:  # a run saved by an older version, in today's terms
+        st["config"] = upgrade(dict(st["config"]))
     now = {k: v for k, v in asdict(cfg).items() if k != "stop_after"}
     # a field added after the run was saved counts as its default there (e.g. a new DenoiserTrainConfig
     # ``condition`` set now differs from a run saved without one)
@@ -406,6 +409,7 @@ def _run_loop(
     resume: bool,
     progress: bool,
     desc: str,
+    upgrade: Callable[[dict], dict] | None = None,
 ) -> TrainResult:
     """Optimise ``model`` for ``cfg.steps`` steps; ``step_fn(rng, net)`` returns this process's losses
     (``loss`` is optimised) with the forward through ``net`` (``model``, or its DDP wrapper under
@@ -426,7 +430,9 @@ def _run_loop(
     state_path = out_dir / STATE_FILE
     step, history, wall = 0, [], 0.0
     if resume and state_path.is_file():
-        step, history, wall = _load_state(state_path, cfg, model, opt, None if ema is None else ema.module)
+        step, history, wall = _load_state(
+            state_path, cfg, model, opt, None if ema is None else ema.module, upgrade
+        )
 
     def save(complete: bool) -> None:
         tensors, conf = export_fn(model if ema is None else ema.module, step, complete, wall)
@@ -672,9 +678,16 @@ def train_denoiser(
     v = vae.cfg
     # from the VAE: the latent's shape, and pooling (latent token k describes chunk k only in the temporal
     # layout, so that is where its chunk's condition is pooled into it); cfg.overrides can still set both.
-    # The resolved pooling is recorded in cfg.overrides, so a saved run says what it trained (and a run saved
-    # with it set explicitly resumes under the default)
+    # The resolved pooling is recorded in cfg.overrides, so a saved run says what it trained; a run saved
+    # before that (no cond_pool in its overrides) pooled as its preset said, and resumes if that matches
     cfg = replace(cfg, overrides={"cond_pool": v.latent_layout == "temporal"} | dict(cfg.overrides))
+
+    def upgrade(saved: dict) -> dict:
+        over = dict(saved.get("overrides") or {})
+        if "cond_pool" not in over and saved.get("preset") in DENOISER_PRESETS:
+            over["cond_pool"] = DENOISER_PRESETS[saved["preset"]].cond_pool
+        return saved | {"overrides": over}
+
     shapes = {"latent_len": v.latent_len, "latent_dim": v.latent_dim, "num_frames": v.num_frames}
     dcfg = denoiser_config(cfg.preset, **(shapes | {"cond_dim": toks[0].shape[1]} | cfg.overrides))
     if dcfg.cond_pool and v.latent_layout != "temporal":
@@ -733,6 +746,14 @@ def train_denoiser(
         )
 
     res = _run_loop(
-        den, step_fn, export, cfg, Path(out_dir), resume, progress, f"denoiser {cfg.objective} (stage 2)"
+        den,
+        step_fn,
+        export,
+        cfg,
+        Path(out_dir),
+        resume,
+        progress,
+        f"denoiser {cfg.objective} (stage 2)",
+        upgrade,
     )
     return den, scale, res
