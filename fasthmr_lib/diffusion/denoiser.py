@@ -13,7 +13,7 @@ are the per-frame head's own pose, its first z-normalised HybrIK features (87 = 
 head token (:func:`~fasthmr_lib.diffusion.decoder.pose_condition` builds them; ``cond_dim`` counts both).
 The head's pose is a fixed readout of the same token, so the condition carries no new image information;
 it hands the denoiser the head's per-frame pose, which it could not learn as well from the embedded
-world's few training motions (README, "Why the decoder's body pose is worse").
+world's few training motions (README, "Why the decoder's body pose was worse").
 
 ``cond_pool`` (for a VAE with ``latent_layout="temporal"``, where latent token k describes frames
 [kF/L, (k+1)F/L)): latent token k's input also gets the mean of its chunk's projected condition tokens, a

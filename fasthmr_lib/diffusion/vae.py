@@ -65,7 +65,7 @@ class VAEConfig:
 VAE_PRESETS: dict[str, VAEConfig] = {
     "paper": VAEConfig(),
     # the embedded default: the temporal layout (test floor 22.4 / 18.3 mm MPJPE / PA-MPJPE against the
-    # token layout's 57.4 / 45.3 on the default world; README "Why the decoder's body pose is worse")
+    # token layout's 57.4 / 45.3 on the default world; README "Why the decoder's body pose was worse")
     "small": VAEConfig(
         num_frames=64,
         latent_len=8,
