@@ -52,7 +52,7 @@ from fasthmr_lib.diffusion import decoder as D
 from fasthmr_lib.diffusion import training as TR
 from fasthmr_lib.eval.metrics import evaluate_poses
 from fasthmr_lib.eval.pipeline import clip_ground_truth
-from fasthmr_lib.io import manifest, repo_relative, sha256_file, write_json
+from fasthmr_lib.io import atomic_path, manifest, repo_relative, sha256_file, write_json
 from fasthmr_lib.models.checkpoints import load_checkpoint
 
 OUT = Path("results/diagnostics/decoder_levers.csv")
@@ -102,10 +102,8 @@ def cached_tokens(ckpt: Path, world: str, split: str, hb: HybrIKBody, flip: bool
         gt = {f"{c}_flip": g for c, g in gt.items()}
     feats = dict(zip(gt, TR.clips_to_features([TR.gt_motion(g) for g in gt.values()], hb)))
     d = {"tokens": tok, "gt": gt, "feats": feats}
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(d))
-    tmp.replace(f)
+    with atomic_path(f) as tmp:
+        tmp.write_bytes(pickle.dumps(d))
     return d
 
 
@@ -191,8 +189,8 @@ def main() -> None:
         )  # fmt: skip
     new = pd.DataFrame(rows)
     print(new.to_string(index=False))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     lock_file = paths.data_dir() / "decoder_levers" / "table.lock"  # parallel runs append to one table
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         append_rows(new)
@@ -218,9 +216,8 @@ def append_rows(new: pd.DataFrame) -> None:
         if old is not None and col not in old:
             old[col] = before
     table = new if old is None else pd.concat([old, new], ignore_index=True)
-    tmp = OUT.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(OUT)
+    with atomic_path(OUT) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":
